@@ -1,0 +1,59 @@
+// The contract between the runner and one stage kind. A stage reads its inputs from disk (model directories,
+// upstream stage directories, dataset files) and writes everything it produces under `outDir`; the runner
+// makes that directory appear atomically under the stage's cache key. No in-memory coupling between stages.
+
+export type OutputKind = 'model' | 'groups' | 'scores' | 'importance' | 'metrics';
+
+export interface DatasetSpec {
+  name: string;
+  /** Absolute path. */
+  path: string;
+  format: 'text' | 'jsonl' | 'multiple-choice' | 'alpaca';
+  /** Zero-shot template name for multiple-choice datasets. */
+  template?: string;
+  /** Other fields of the dataset entry, as written in the recipe (e.g. `field` for jsonl). */
+  options: Record<string, unknown>;
+}
+
+export interface ProgressReporter {
+  /** Starts a phase (e.g. "windows", "steps") with a known total. */
+  start(phase: string, total: number): void;
+  /** Advances the current phase by `n` (default 1). */
+  tick(n?: number): void;
+  /** A short status line (e.g. "loss 2.31"). */
+  note(message: string): void;
+}
+
+export interface StageContext {
+  /** Stage instance id, e.g. `pruned` or `pruned@ratio=0.25`. */
+  id: string;
+  /** The stage's resolved entry from the recipe (vars substituted, defaults applied), `kind` included. */
+  params: Record<string, unknown>;
+  seed: number;
+  /** Directory of the recipe file; relative paths in params resolve against it. */
+  recipeDir: string;
+  /** Empty directory the stage writes its outputs into. */
+  outDir: string;
+  /** Path of a model: a `models:` entry's path, or `<output>/model` of an upstream model-producing stage. */
+  modelPath(ref: string): string;
+  /** Output directory of an upstream stage named in params. */
+  stageDir(ref: string): string;
+  dataset(name: string): DatasetSpec;
+  progress: ProgressReporter;
+  /** Aborted when the run is cancelled (Ctrl-C, watch-mode change): check between batches and throw. */
+  signal: AbortSignal;
+  log(line: string): void;
+}
+
+export interface StageResult {
+  /** Small JSON-able summary for the run record (e.g. metrics, params_after). */
+  summary?: Record<string, unknown>;
+}
+
+export interface StageModule {
+  kind: string;
+  /** Bumped whenever the stage's numerics or outputs change: part of the cache key. */
+  version: string;
+  outputKind: OutputKind;
+  run(ctx: StageContext): Promise<StageResult | void>;
+}
