@@ -1,0 +1,7 @@
+// SCAFFOLD: replaced by the stage's implementation.
+import type { StageModule } from './types.js';
+const stage: StageModule = {
+  kind: 'prune', version: '0', outputKind: 'model',
+  async run() { throw new Error('stage prune is not implemented yet'); },
+};
+export default stage;
