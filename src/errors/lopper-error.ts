@@ -6,6 +6,8 @@ export interface SourceLocation {
   file: string;
   line?: number;   // 1-based
   column?: number; // 1-based
+  /** 1-based column just past the offending text on `line` (for the code frame's underline). */
+  endColumn?: number;
 }
 
 export class LopperError extends Error {

@@ -7,6 +7,10 @@ export type Backend = 'auto' | 'webgpu' | 'tensorflow' | 'wasm' | 'cpu';
 export interface PlannedStage {
   /** Instance id: the stage name, or `name@var=value,...` for matrix instances. */
   id: string;
+  /** The stage id as written under `stages:` (equal to `id` unless the stage is matrix-expanded). */
+  name: string;
+  /** Matrix values this instance is bound to, its own and those inherited from the stages it reads ({} if none). */
+  matrix: Record<string, string | number | boolean>;
   kind: string;
   outputKind: OutputKind;
   /** The resolved stage entry (vars substituted, matrix values applied, schema defaults filled). */
@@ -32,5 +36,7 @@ export interface Plan {
   name: string;
   seed: number;
   runtime: { backend: Backend; precision: 'float32' | 'mixed' };
+  /** Absolute path of the stage store (`store:`, default `.lopper` next to the recipe). */
+  store: string;
   stages: PlannedStage[];
 }

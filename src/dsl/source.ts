@@ -1,0 +1,144 @@
+// A recipe's YAML text parsed with source positions, and the lookup from a data path (['stages', 'pruned',
+// 'ratio']) to the line and column of its key or value. Every user error about a recipe is located through here.
+import { LineCounter, isMap, isPair, isScalar, isSeq, parseDocument } from 'yaml';
+import type { Document, Node, Pair } from 'yaml';
+import { LopperError } from '../errors/lopper-error.js';
+import type { SourceLocation } from '../errors/lopper-error.js';
+
+export type DataPath = readonly (string | number)[];
+
+export interface RecipeSource {
+  /** The path as the user gave it (printed in diagnostics). */
+  file: string;
+  text: string;
+  doc: Document.Parsed;
+  lineCounter: LineCounter;
+}
+
+export interface ParsedSource {
+  source: RecipeSource;
+  /** Plain data of the document; undefined when the YAML has syntax errors. */
+  data: unknown;
+  errors: LopperError[];
+}
+
+/** Parses YAML, collecting every syntax error and every duplicate key (at any depth) with its position. */
+export function parseSource(text: string, file: string): ParsedSource {
+  const lineCounter = new LineCounter();
+  // uniqueKeys off: duplicates are found below with their full path, so a duplicate stage id gets its own code.
+  const doc = parseDocument(text, { lineCounter, uniqueKeys: false, prettyErrors: false });
+  const source: RecipeSource = { file, text, doc, lineCounter };
+  const errors: LopperError[] = [];
+  // After the first syntax error the parser's view of the text is unreliable and later errors are mostly echoes of
+  // it (a stray `{` turns the rest of the line into "unexpected" tokens): report the first one only.
+  const first = doc.errors[0];
+  if (first) {
+    const [start, end] = first.pos;
+    const location = rangeLocation(source, start, end);
+    const line = text.split(/\r?\n/)[(location.line ?? 1) - 1] ?? '';
+    const hint = /[^"']\$\{/.test(line) && /[{[]/.test(line.replace(/\$\{[^}]*\}/g, ''))
+      ? 'inside { } or [ ], quote ${...}: ratio: "${vars.ratio}"'
+      : first.code === 'TAB_AS_INDENT' ? 'YAML indents with spaces only' : undefined;
+    errors.push(new LopperError('LP1001', yamlMessage(first.message), { location, hint }));
+    return { source, data: undefined, errors };
+  }
+  collectDuplicateKeys(source, doc.contents, [], errors);
+  const data = errors.length > 0 ? undefined : doc.toJS({ maxAliasCount: 1000 });
+  return { source, data, errors };
+}
+
+function yamlMessage(message: string): string {
+  // yaml's messages end with " at line N, column M" (+ a frame when prettyErrors); the printer shows both itself.
+  const first = message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
+  return first.charAt(0).toLowerCase() + first.slice(1);
+}
+
+function collectDuplicateKeys(source: RecipeSource, node: unknown, path: (string | number)[], errors: LopperError[]): void {
+  if (isMap(node)) {
+    const seen = new Map<string, Pair>();
+    for (const pair of node.items) {
+      const key = isScalar(pair.key) ? String(pair.key.value) : String(pair.key);
+      const first = seen.get(key);
+      if (first) {
+        const range = (pair.key as Node | null)?.range;
+        const firstLine = (first.key as Node | null)?.range ? source.lineCounter.linePos((first.key as Node).range![0]).line : undefined;
+        const isStage = path.length === 1 && path[0] === 'stages';
+        errors.push(new LopperError(isStage ? 'LP2004' : 'LP1002',
+          isStage ? `duplicate stage id "${key}"` : `duplicate key "${key}"${path.length ? ` in ${formatPath(path)}` : ''}`,
+          {
+            location: range ? rangeLocation(source, range[0], range[1]) : { file: source.file },
+            hint: firstLine !== undefined ? `"${key}" is first defined on line ${firstLine}; YAML keeps only one of them` : undefined,
+          }));
+      } else {
+        seen.set(key, pair);
+      }
+      collectDuplicateKeys(source, pair.value, [...path, key], errors);
+    }
+  } else if (isSeq(node)) {
+    node.items.forEach((item, i) => collectDuplicateKeys(source, item, [...path, i], errors));
+  }
+}
+
+export function rangeLocation(source: RecipeSource, start: number, end: number): SourceLocation {
+  const a = source.lineCounter.linePos(start);
+  const b = source.lineCounter.linePos(Math.max(start, end));
+  const endColumn = b.line === a.line && b.col > a.col ? b.col : undefined;
+  return { file: source.file, line: a.line, column: a.col, ...(endColumn !== undefined ? { endColumn } : {}) };
+}
+
+interface Found { node: Node | null; pair?: Pair; depth: number }
+
+function walk(source: RecipeSource, path: DataPath): Found {
+  let node: unknown = source.doc.contents;
+  let pair: Pair | undefined;
+  let depth = 0;
+  for (const seg of path) {
+    if (isMap(node)) {
+      const p = node.items.find((it) => isPair(it) && (isScalar(it.key) ? String(it.key.value) : String(it.key)) === String(seg));
+      if (!p) break;
+      pair = p as Pair;
+      node = p.value;
+    } else if (isSeq(node) && typeof seg === 'number' && seg < node.items.length) {
+      pair = undefined;
+      node = node.items[seg];
+    } else {
+      break;
+    }
+    depth++;
+  }
+  return { node: (node as Node | null) ?? null, pair, depth };
+}
+
+/**
+ * Location of the value at `path` (`at: 'key'`: of its key). A path that only partly exists in the text (a default
+ * or an override filled it in) locates the deepest part that does: the key of the mapping that lacks the rest.
+ */
+export function locate(source: RecipeSource, path: DataPath, at: 'key' | 'value' = 'value'): SourceLocation {
+  const found = walk(source, path);
+  const complete = found.depth === path.length;
+  const useKey = at === 'key' || !complete || !found.node;
+  const target = useKey && found.pair && found.depth > 0 ? (found.pair.key as Node | null) : found.node;
+  if (!target?.range) {
+    if (found.node?.range) return rangeLocation(source, found.node.range[0], found.node.range[0]);
+    return { file: source.file, line: 1, column: 1 };
+  }
+  const [start, valueEnd] = target.range;
+  // A block map or sequence spans many lines: point at its first character only.
+  const end = isScalar(target) ? valueEnd : start;
+  return rangeLocation(source, start, end);
+}
+
+/** Whether `path` exists in the YAML text (false for values filled in by defaults, overrides or expansion). */
+export function existsInSource(source: RecipeSource, path: DataPath): boolean {
+  return walk(source, path).depth === path.length;
+}
+
+/** `stages.pruned.ratio`, `stages.report.models[1]`. */
+export function formatPath(path: DataPath): string {
+  let out = '';
+  for (const seg of path) {
+    if (typeof seg === 'number') out += `[${seg}]`;
+    else out += out === '' ? seg : `.${seg}`;
+  }
+  return out;
+}

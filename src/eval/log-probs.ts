@@ -1,0 +1,34 @@
+// The one thing evaluation asks of a model: log p of each next token of a batch of id rows. Perplexity and
+// zero-shot scoring go through `batchTokenLogProbs`, so a fake model in tests exercises the same code path.
+import * as tf from '@tensorflow/tfjs-core';
+
+export interface LogProbModel {
+  /** ids [B, T] int32 → [B, T-1]: log p(ids[b, t+1] | ids[b, ..t]). */
+  tokenLogProbs(ids: tf.Tensor2D): tf.Tensor2D;
+}
+
+/**
+ * Runs `rows` (all of one length T ≥ 2) through the model and returns the [B, T-1] log-probs on the host,
+ * row-major. Reads back with `await data()` (WebGPU cannot read synchronously in Node) and leaves no tensor behind.
+ */
+export async function batchTokenLogProbs(model: LogProbModel, rows: readonly ArrayLike<number>[]): Promise<Float32Array> {
+  const batch = rows.length;
+  const length = rows[0]!.length;
+  const flat = new Int32Array(batch * length);
+  rows.forEach((row, b) => {
+    if (row.length !== length) throw new Error(`batchTokenLogProbs: row ${b} has ${row.length} ids, expected ${length}`);
+    flat.set(row, b * length);
+  });
+  const ids = tf.tensor2d(flat, [batch, length], 'int32');
+  let out: tf.Tensor2D | undefined;
+  try {
+    out = model.tokenLogProbs(ids);
+    if (out.shape[0] !== batch || out.shape[1] !== length - 1) {
+      throw new Error(`tokenLogProbs returned shape [${out.shape}] for ids [${batch}, ${length}]`);
+    }
+    return (await out.data()) as Float32Array;
+  } finally {
+    ids.dispose();
+    out?.dispose();
+  }
+}

@@ -1,0 +1,187 @@
+// Zero-shot multiple choice by log-likelihood (DESIGN.md; lm-evaluation-harness as pinned by LLM-Pruner):
+// context ids = BOS + encode(context); continuation ids = (BOS + encode(context + continuation)) minus that prefix;
+// score = Σ log p(continuation ids); acc = argmax score, acc_norm = argmax score ÷ character length of the
+// continuation string.
+import { LopperError } from '../errors/lopper-error.js';
+import type { Tokenizer } from '../model/types.js';
+import type { MultipleChoiceRecord } from '../data/jsonl.js';
+import type { ChoiceRequest, Template, ZeroShotMetric } from './templates.js';
+import { batchTokenLogProbs, type LogProbModel } from './log-probs.js';
+
+export interface EncodedRequest {
+  /** Ids fed to the model: the context ids followed by the continuation ids (left-truncated to the model context). */
+  ids: number[];
+  /** Index in `ids` of the first continuation token. */
+  start: number;
+  /** Number of continuation tokens (≥ 1). */
+  length: number;
+  /** Whether BOS + encode(context) is a prefix of BOS + encode(context + continuation). */
+  prefixMatched: boolean;
+}
+
+/**
+ * Splits one (context, continuation) pair into ids. The concatenation is tokenized as a whole, so a token that
+ * straddles the boundary is not split in a way the tokenizer would never produce. When the context's own ids are
+ * not a prefix of the whole (a merge across the boundary), lm-evaluation-harness 0.4 `_encode_pair` is followed:
+ * the continuation is the tail of the whole after the context's token count, and the model sees the context's own
+ * ids followed by that tail. `prefixMatched` reports which case applied.
+ */
+export function encodeRequest(tokenizer: Tokenizer, request: ChoiceRequest, maxLength = Infinity): EncodedRequest {
+  const contextIds = [tokenizer.bosId, ...tokenizer.encode(request.context)];
+  const whole = [tokenizer.bosId, ...tokenizer.encode(request.context + request.continuation)];
+  const continuationIds = whole.slice(contextIds.length);
+  let prefixMatched = whole.length >= contextIds.length;
+  for (let i = 0; prefixMatched && i < contextIds.length; i++) prefixMatched = whole[i] === contextIds[i];
+  if (continuationIds.length === 0) {
+    throw new LopperError(
+      'LP5006',
+      `continuation ${JSON.stringify(request.continuation)} adds no token after context ${JSON.stringify(request.context)}`,
+      { hint: 'The tokenizer merged the continuation into the context; check the template and the record.' },
+    );
+  }
+  let ids = [...contextIds, ...continuationIds];
+  // lm-eval keeps the last max_length tokens; the continuation must fit with at least one token before it.
+  if (ids.length > maxLength) {
+    if (continuationIds.length > maxLength - 1) {
+      throw new LopperError('LP5010', `a continuation of ${continuationIds.length} tokens does not fit in a context of ${maxLength} positions`);
+    }
+    ids = ids.slice(ids.length - maxLength);
+  }
+  return { ids, start: ids.length - continuationIds.length, length: continuationIds.length, prefixMatched };
+}
+
+/** Character length as Python's len(): code points, not UTF-16 units. */
+export function characterLength(text: string): number {
+  let n = 0;
+  for (const _ of text) n++;
+  return n;
+}
+
+/** Index of the largest value; the first one on ties (numpy argmax). */
+export function argmax(values: readonly number[]): number {
+  let best = 0;
+  for (let i = 1; i < values.length; i++) if (values[i]! > values[best]!) best = i;
+  return best;
+}
+
+/** acc / acc_norm predictions of one question from its choices' summed log-likelihoods. */
+export function predictions(scores: readonly number[], continuations: readonly string[]): { acc: number; acc_norm: number } {
+  return {
+    acc: argmax(scores),
+    acc_norm: argmax(scores.map((s, i) => s / characterLength(continuations[i]!))),
+  };
+}
+
+export interface ZeroShotOptions {
+  /** Sequences (choices) per forward pass; the choices of one question always share a batch. */
+  batchSize: number;
+  /** Model context length: longer sequences keep their last `maxLength` ids. */
+  maxLength?: number;
+  signal?: AbortSignal;
+  onProgress?: (questionsDone: number, questionsTotal: number) => void;
+}
+
+export interface ZeroShotResult {
+  acc: number;
+  /** Absent for templates that define acc only (WinoGrande partial scoring). */
+  acc_norm?: number;
+  questions: number;
+  /** Requests whose context ids were not a prefix of the whole's ids (see encodeRequest). */
+  prefixMismatches: number;
+  /** Per question, Σ log p of each choice's continuation. */
+  scores: number[][];
+}
+
+interface Question {
+  record: MultipleChoiceRecord;
+  requests: ChoiceRequest[];
+  encoded: EncodedRequest[];
+}
+
+/** Consecutive questions packed so that a batch holds at most `batchSize` sequences (at least one question). */
+export function packQuestions(choiceCounts: readonly number[], batchSize: number): number[][] {
+  const batches: number[][] = [];
+  let current: number[] = [];
+  let size = 0;
+  choiceCounts.forEach((count, q) => {
+    if (current.length > 0 && size + count > batchSize) {
+      batches.push(current);
+      current = [];
+      size = 0;
+    }
+    current.push(q);
+    size += count;
+  });
+  if (current.length > 0) batches.push(current);
+  return batches;
+}
+
+/** Σ log p of each request's continuation, all requests in one forward pass (right-padded; causal, so exact). */
+export async function scoreRequests(model: LogProbModel, requests: readonly EncodedRequest[], padId: number): Promise<number[]> {
+  const length = Math.max(...requests.map((r) => r.ids.length));
+  const rows = requests.map((r) => {
+    const row = new Int32Array(length).fill(padId);
+    row.set(r.ids);
+    return row;
+  });
+  const logProbs = await batchTokenLogProbs(model, rows);
+  const width = length - 1;
+  return requests.map((r, b) => {
+    let sum = 0;
+    // logProbs[b, t] = log p(ids[t + 1] | ids[..t]): continuation token at index i is predicted at t = i - 1.
+    for (let i = r.start; i < r.start + r.length; i++) sum += logProbs[b * width + i - 1]!;
+    return sum;
+  });
+}
+
+/** Scores every record of a task with its template and returns acc (and acc_norm where the template defines it). */
+export async function zeroShot(
+  model: LogProbModel,
+  tokenizer: Tokenizer,
+  records: readonly MultipleChoiceRecord[],
+  template: Template,
+  options: ZeroShotOptions,
+): Promise<ZeroShotResult> {
+  if (!Number.isInteger(options.batchSize) || options.batchSize < 1) {
+    throw new LopperError('LP5011', `zero_shot batch_size must be a positive integer, got ${options.batchSize}`);
+  }
+  if (records.length === 0) {
+    throw new LopperError('LP5011', 'a zero-shot task has no records to score', { hint: 'Check the dataset file and the task limit.' });
+  }
+  const questions: Question[] = records.map((record) => {
+    const requests = template.requests(record);
+    return { record, requests, encoded: requests.map((r) => encodeRequest(tokenizer, r, options.maxLength)) };
+  });
+  const scores: number[][] = new Array(questions.length);
+  let done = 0;
+  options.onProgress?.(0, questions.length);
+  for (const batch of packQuestions(questions.map((q) => q.requests.length), options.batchSize)) {
+    options.signal?.throwIfAborted();
+    const flat = batch.flatMap((q) => questions[q]!.encoded);
+    const batchScores = await scoreRequests(model, flat, tokenizer.eosId);
+    let offset = 0;
+    for (const q of batch) {
+      const n = questions[q]!.requests.length;
+      scores[q] = batchScores.slice(offset, offset + n);
+      offset += n;
+    }
+    done += batch.length;
+    options.onProgress?.(done, questions.length);
+  }
+  let accHits = 0;
+  let normHits = 0;
+  questions.forEach((q, i) => {
+    const predicted = predictions(scores[i]!, q.requests.map((r) => r.continuation));
+    if (predicted.acc === q.record.label) accHits++;
+    if (predicted.acc_norm === q.record.label) normHits++;
+  });
+  const n = questions.length;
+  const result: ZeroShotResult = {
+    acc: accHits / n,
+    questions: questions.length,
+    prefixMismatches: questions.reduce((m, q) => m + q.encoded.filter((e) => !e.prefixMatched).length, 0),
+    scores,
+  };
+  if (template.metrics.includes('acc_norm' satisfies ZeroShotMetric)) result.acc_norm = normHits / n;
+  return result;
+}

@@ -1,0 +1,306 @@
+// A LLaMA-family decoder in tfjs, numerically matching Hugging Face LlamaForCausalLM (eager attention):
+// RMSNorm, HF rotary embeddings (rotate_half), grouped-query attention, SwiGLU MLP, tied or untied LM head,
+// optional biases (LLaMA attention_bias / mlp_bias, Qwen2 q/k/v biases), causal mask. Every layer has its own
+// widths (pruned models are heterogeneous); a layer with 0 heads or 0 MLP channels contributes only its biases.
+// The LM head is applied in row chunks so that no [tokens × vocab] tensor exceeds LOGITS_CHUNK_ELEMENTS
+// (WebGPU binds at most 2 GiB per tensor; lavapipe 128 MiB). Only ops with tfjs gradients are used
+// (slice/concat/gather/matMul/softmax/logSumExp; no StridedSlice, Einsum, GatherNd, TopK).
+import * as tf from '@tensorflow/tfjs-core';
+import { LopperError } from '../errors/lopper-error.js';
+import { attentionBiasProjections, parameterShapes } from './config.js';
+import { registerCpuKernels } from '../backend/cpu-kernels.js';
+import { registerGradients } from './gradients.js';
+import { ropeTables } from './rope.js';
+import type { HostTensor, LlamaConfig, WeightMap } from './types.js';
+
+export type LinearHook = (name: string /* e.g. 'model.layers.3.self_attn.q_proj' */, x: tf.Tensor, base: (x: tf.Tensor) => tf.Tensor) => tf.Tensor;
+
+export interface ForwardOptions {
+  /** Wraps every linear projection (LoRA adapters, activation capture). `x` is [tokens, in]. */
+  linear?: LinearHook;
+  training?: boolean;
+}
+
+/** Largest [rows × vocab] block the LM head materializes at once: 2^24 float32 = 64 MiB. */
+export const LOGITS_CHUNK_ELEMENTS = 1 << 24;
+/** Masked attention scores: exp() of this underflows to exactly 0, as with HF's finfo.min. */
+const MASK_VALUE = -1e9;
+
+registerGradients();
+registerCpuKernels();
+
+let modelCounter = 0;
+
+function numel(shape: number[]): number {
+  return shape.reduce((a, d) => a * d, 1);
+}
+
+/** Checks a weight map against the shapes the config implies (LP3008/LP3009/LP3010). */
+export function checkWeights(config: LlamaConfig, weights: WeightMap, source = 'weights'): void {
+  const expected = parameterShapes(config);
+  for (const [name, shape] of expected) {
+    const t = weights.get(name);
+    if (!t) throw new LopperError('LP3009', `${source}: parameter "${name}" (shape ${JSON.stringify(shape)}) is missing`);
+    if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
+      throw new LopperError('LP3008', `${source}: tensor "${name}" has shape ${JSON.stringify(t.shape)} but the config implies ${JSON.stringify(shape)}`);
+    }
+    if (t.data.length !== numel(shape)) {
+      throw new LopperError('LP3008', `${source}: tensor "${name}" holds ${t.data.length} values, shape ${JSON.stringify(shape)} needs ${numel(shape)}`);
+    }
+  }
+  for (const name of weights.keys()) {
+    if (!expected.has(name)) throw new LopperError('LP3010', `${source}: tensor "${name}" is not a parameter of this config`);
+  }
+}
+
+export class LlamaModel {
+  readonly config: LlamaConfig;
+  readonly params: Map<string, tf.Variable>;
+  private readonly attnBias: Set<string>;
+  /** Largest [rows × vocab] logits block materialized by tokenLogProbs/loss (tests lower it to exercise chunking). */
+  logitsChunkElements = LOGITS_CHUNK_ELEMENTS;
+
+  private constructor(config: LlamaConfig, params: Map<string, tf.Variable>) {
+    this.config = config;
+    this.params = params;
+    this.attnBias = new Set(attentionBiasProjections(config));
+  }
+
+  /**
+   * Uploads host weights to tf.Variables. `params` is keyed by HF names; the tfjs variable names get a per-model
+   * prefix (`lopper<N>/<hf name>`) because tfjs requires globally unique variable names.
+   */
+  static fromWeights(config: LlamaConfig, weights: WeightMap, opts: { trainable?: boolean } = {}): LlamaModel {
+    checkWeights(config, weights);
+    const id = ++modelCounter;
+    const params = new Map<string, tf.Variable>();
+    try {
+      for (const name of parameterShapes(config).keys()) {
+        const t = weights.get(name)!;
+        params.set(name, tf.tidy(() => tf.variable(tf.tensor(t.data, t.shape, 'float32'), opts.trainable ?? true, `lopper${id}/${name}`)));
+      }
+    } catch (e) {
+      for (const v of params.values()) v.dispose();
+      throw e;
+    }
+    return new LlamaModel(config, params);
+  }
+
+  private p(name: string): tf.Variable {
+    const v = this.params.get(name);
+    if (!v) throw new Error(`internal: no parameter ${name}`);
+    return v;
+  }
+
+  private linear(prefix: string, x: tf.Tensor, hasBias: boolean, opts: ForwardOptions): tf.Tensor {
+    const w = this.p(`${prefix}.weight`);
+    const base = (input: tf.Tensor): tf.Tensor => {
+      const y = tf.matMul(input as tf.Tensor2D, w as tf.Tensor2D, false, true);
+      return hasBias ? tf.add(y, this.p(`${prefix}.bias`)) : y;
+    };
+    return opts.linear ? opts.linear(prefix, x, base) : base(x);
+  }
+
+  private rmsNorm(x: tf.Tensor, weight: string): tf.Tensor {
+    const variance = tf.mean(tf.square(x), -1, true);
+    return tf.mul(tf.mul(x, tf.rsqrt(tf.add(variance, this.config.rmsNormEps))), this.p(weight));
+  }
+
+  /**
+   * x [B, T, n, D] → x·cos + rotate_half(x)·sin with rotate_half(x) = cat(-x2, x1) computed as x·R for a fixed
+   * signed permutation R (exact: every output is one input times ±1): one matMul instead of slice/neg/concat,
+   * whose gradients (pad/split) are slow on the cpu backend. cos/sin are [T, 1, D].
+   */
+  private rope(x: tf.Tensor, rot: tf.Tensor2D, cos: tf.Tensor, sin: tf.Tensor): tf.Tensor4D {
+    const [B, T, n, D] = x.shape as [number, number, number, number];
+    const rotated = tf.reshape(tf.matMul(tf.reshape(x, [B * T * n, D]) as tf.Tensor2D, rot), [B, T, n, D]);
+    return tf.add(tf.mul(x, cos), tf.mul(rotated, sin)) as tf.Tensor4D;
+  }
+
+  private attention(i: number, x: tf.Tensor2D, B: number, T: number, rope: { rot: tf.Tensor2D; cos: tf.Tensor; sin: tf.Tensor }, masks: Map<number, tf.Tensor2D>, opts: ForwardOptions): tf.Tensor2D {
+    const { numAttentionHeads: nh, numKeyValueHeads: kv } = this.config.layers[i]!;
+    const D = this.config.headDim;
+    const p = `model.layers.${i}.self_attn`;
+    if (nh === 0) {
+      // A fully pruned attention block: only o_proj's bias (if any) remains.
+      const H = this.config.hiddenSize;
+      return (this.attnBias.has('o_proj') ? tf.add(tf.zeros([B * T, H]), this.p(`${p}.o_proj.bias`)) : tf.zeros([B * T, H])) as tf.Tensor2D;
+    }
+    const rep = nh / kv;
+    const q = this.linear(`${p}.q_proj`, x, this.attnBias.has('q_proj'), opts);
+    const k = this.linear(`${p}.k_proj`, x, this.attnBias.has('k_proj'), opts);
+    const v = this.linear(`${p}.v_proj`, x, this.attnBias.has('v_proj'), opts);
+    const q4 = tf.transpose(this.rope(tf.reshape(q, [B, T, nh, D]), rope.rot, rope.cos, rope.sin), [0, 2, 1, 3]);
+    const k4 = tf.transpose(this.rope(tf.reshape(k, [B, T, kv, D]), rope.rot, rope.cos, rope.sin), [0, 2, 1, 3]);
+    const v4 = tf.transpose(tf.reshape(v, [B, T, kv, D]), [0, 2, 1, 3]);
+    // GQA without materializing repeated K/V: query head h uses KV head h // rep, and heads of one KV group are
+    // contiguous, so [B, nh, T, D] → [B, kv, rep·T, D] groups each KV head's queries along the row axis.
+    const qg = tf.reshape(q4, [B, kv, rep * T, D]);
+    let scores = tf.mul(tf.matMul(qg, k4, false, true), 1 / Math.sqrt(D));
+    let mask = masks.get(rep);
+    if (!mask) {
+      const m = new Float32Array(rep * T * T);
+      for (let r = 0; r < rep * T; r++) for (let c = (r % T) + 1; c < T; c++) m[r * T + c] = MASK_VALUE;
+      mask = tf.tensor2d(m, [rep * T, T]);
+      masks.set(rep, mask);
+    }
+    scores = tf.add(scores, mask);
+    const probs = tf.softmax(scores, -1);
+    const o = tf.matMul(probs, v4); // [B, kv, rep·T, D]
+    const merged = tf.reshape(tf.transpose(tf.reshape(o, [B, nh, T, D]), [0, 2, 1, 3]), [B * T, nh * D]);
+    return this.linear(`${p}.o_proj`, merged, this.attnBias.has('o_proj'), opts) as tf.Tensor2D;
+  }
+
+  private mlp(i: number, x: tf.Tensor2D, opts: ForwardOptions): tf.Tensor2D {
+    const p = `model.layers.${i}.mlp`;
+    const bias = this.config.mlpBias;
+    if (this.config.layers[i]!.intermediateSize === 0) {
+      const z = tf.zeros(x.shape);
+      return (bias ? tf.add(z, this.p(`${p}.down_proj.bias`)) : z) as tf.Tensor2D;
+    }
+    const gate = this.linear(`${p}.gate_proj`, x, bias, opts);
+    const up = this.linear(`${p}.up_proj`, x, bias, opts);
+    const act = tf.mul(tf.mul(gate, tf.sigmoid(gate)), up); // SiLU(gate) · up
+    return this.linear(`${p}.down_proj`, act, bias, opts) as tf.Tensor2D;
+  }
+
+  /** Final hidden states after the last RMSNorm, [B·T, H]. Call inside tf.tidy. */
+  hidden(ids: tf.Tensor2D, opts: ForwardOptions = {}): tf.Tensor2D {
+    const [B, T] = ids.shape;
+    if (ids.dtype !== 'int32') throw new Error('LlamaModel: ids must be an int32 tensor');
+    const { cos, sin } = ropeTables(this.config, T);
+    const D = this.config.headDim, h = D / 2;
+    const r = new Float32Array(D * D);
+    for (let j = 0; j < h; j++) { r[(j + h) * D + j] = -1; r[j * D + j + h] = 1; }
+    const rope = { rot: tf.tensor2d(r, [D, D]), cos: tf.tensor3d(cos, [T, 1, D]), sin: tf.tensor3d(sin, [T, 1, D]) };
+    const masks = new Map<number, tf.Tensor2D>();
+    let x = tf.gather(this.p('model.embed_tokens.weight'), tf.reshape(ids, [B * T])) as tf.Tensor2D;
+    for (let i = 0; i < this.config.numHiddenLayers; i++) {
+      const pre = `model.layers.${i}`;
+      x = tf.add(x, this.attention(i, this.rmsNorm(x, `${pre}.input_layernorm.weight`) as tf.Tensor2D, B, T, rope, masks, opts));
+      x = tf.add(x, this.mlp(i, this.rmsNorm(x, `${pre}.post_attention_layernorm.weight`) as tf.Tensor2D, opts));
+    }
+    return this.rmsNorm(x, 'model.norm.weight') as tf.Tensor2D;
+  }
+
+  private headWeight(): tf.Variable {
+    return this.p(this.config.tieWordEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight');
+  }
+
+  private headLogits(h: tf.Tensor2D, opts: ForwardOptions): tf.Tensor2D {
+    const w = this.headWeight();
+    const base = (x: tf.Tensor): tf.Tensor => tf.matMul(x as tf.Tensor2D, w as tf.Tensor2D, false, true);
+    return (opts.linear ? opts.linear('lm_head', h, base) : base(h)) as tf.Tensor2D;
+  }
+
+  /** Logits [B, T, V]. Materializes the whole tensor: for small inputs (generation, tests). */
+  logits(ids: tf.Tensor2D, opts: ForwardOptions = {}): tf.Tensor3D {
+    const [B, T] = ids.shape;
+    return tf.tidy(() => tf.reshape(this.headLogits(this.hidden(ids, opts), opts), [B, T, this.config.vocabSize]) as tf.Tensor3D);
+  }
+
+  /** log p(ids[:, t+1] | ids[:, ≤t]) for t = 0..T-2, [B, T-1]; the LM head runs over row chunks. */
+  tokenLogProbs(ids: tf.Tensor2D, opts: ForwardOptions = {}): tf.Tensor2D {
+    const [B, T] = ids.shape;
+    if (T < 2) throw new Error('tokenLogProbs needs at least 2 positions');
+    return tf.tidy(() => {
+      const H = this.config.hiddenSize, V = this.config.vocabSize;
+      const h = tf.reshape(tf.slice(tf.reshape(this.hidden(ids, opts), [B, T, H]), [0, 0, 0], [B, T - 1, H]), [B * (T - 1), H]) as tf.Tensor2D;
+      const targets = tf.reshape(tf.slice(ids, [0, 1], [B, T - 1]), [B * (T - 1)]) as tf.Tensor1D;
+      const rows = B * (T - 1);
+      const chunk = Math.max(1, Math.floor(this.logitsChunkElements / V));
+      const parts: tf.Tensor1D[] = [];
+      for (let start = 0; start < rows; start += chunk) {
+        const n = Math.min(chunk, rows - start);
+        const hc = rows <= chunk ? h : tf.slice(h, [start, 0], [n, H]);
+        const tc = rows <= chunk ? targets : tf.slice(targets, [start], [n]);
+        const logits = this.headLogits(hc, opts);
+        // log_softmax at the target = logit[target] − logsumexp(logits); logit[target] via a one-hot row sum
+        // (differentiable in tfjs, unlike GatherNd).
+        const target = tf.sum(tf.mul(logits, tf.oneHot(tc, V)), -1);
+        parts.push(tf.sub(target, tf.logSumExp(logits, -1)) as tf.Tensor1D);
+      }
+      const all = parts.length === 1 ? parts[0]! : tf.concat(parts, 0);
+      return tf.reshape(all, [B, T - 1]) as tf.Tensor2D;
+    });
+  }
+
+  /**
+   * Mean next-token cross-entropy over predicted positions t ≥ 1 (HF `labels=input_ids`); with `mask`, only
+   * positions where mask[:, t] == 1 count.
+   */
+  loss(ids: tf.Tensor2D, opts: ForwardOptions & { mask?: tf.Tensor2D } = {}): tf.Scalar {
+    const [B, T] = ids.shape;
+    return tf.tidy(() => {
+      const lp = this.tokenLogProbs(ids, opts);
+      if (!opts.mask) return tf.neg(tf.mean(lp)) as tf.Scalar;
+      const m = tf.cast(tf.slice(opts.mask, [0, 1], [B, T - 1]), 'float32');
+      return tf.div(tf.neg(tf.sum(tf.mul(lp, m))), tf.maximum(tf.sum(m), 1)) as tf.Scalar;
+    });
+  }
+
+  /** Loss and gradients (host copies) w.r.t. the named parameters (default: all). */
+  async gradients(ids: tf.Tensor2D, names?: string[]): Promise<{ loss: number; grads: WeightMap }> {
+    const list = names ?? [...this.params.keys()];
+    const vars = list.map((n) => this.p(n));
+    const { value, grads } = tf.variableGrads(() => this.loss(ids), vars);
+    try {
+      const out: WeightMap = new Map();
+      for (let i = 0; i < list.length; i++) {
+        const v = vars[i]!;
+        const g = grads[v.name];
+        if (!g) throw new Error(`no gradient for ${list[i]}`);
+        out.set(list[i]!, { shape: g.shape.slice(), data: (await g.data()) as Float32Array });
+      }
+      const loss = (await value.data())[0]!;
+      return { loss, grads: out };
+    } finally {
+      value.dispose();
+      for (const g of Object.values(grads)) g.dispose();
+    }
+  }
+
+  /** Host copies of every parameter, in canonical (config) order. */
+  async weights(): Promise<WeightMap> {
+    const out: WeightMap = new Map();
+    for (const [name, v] of this.params) out.set(name, { shape: v.shape.slice(), data: (await v.data()) as Float32Array });
+    return out;
+  }
+
+  dispose(): void {
+    for (const v of this.params.values()) v.dispose();
+    this.params.clear();
+  }
+}
+
+/** Deterministic generator (splitmix64-style on 32-bit halves → mulberry32). */
+function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Seeded weights: N(0, 0.02) for linears and embeddings (Box–Muller on the host), ones for norms, zeros for biases. */
+export function initWeights(config: LlamaConfig, seed: number, std = 0.02): WeightMap {
+  const rand = mulberry32(seed);
+  const out: WeightMap = new Map();
+  for (const [name, shape] of parameterShapes(config)) {
+    const data = new Float32Array(numel(shape));
+    if (name.endsWith('norm.weight')) data.fill(1);
+    else if (!name.endsWith('.bias')) {
+      for (let i = 0; i < data.length; i += 2) {
+        const u1 = Math.max(rand(), 1e-12), u2 = rand();
+        const r = Math.sqrt(-2 * Math.log(u1)) * std;
+        data[i] = r * Math.cos(2 * Math.PI * u2);
+        if (i + 1 < data.length) data[i + 1] = r * Math.sin(2 * Math.PI * u2);
+      }
+    }
+    out.set(name, { shape: shape.slice(), data } satisfies HostTensor);
+  }
+  return out;
+}

@@ -1,0 +1,108 @@
+// What the planner knows about a `models:` entry or a dataset on disk: its format, the files a stage reading it
+// reads (these are hashed into cache keys and watched), and the model's layer count when a header tells it.
+import { closeSync, existsSync, openSync, readFileSync, readSync, readdirSync, statSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
+import type { ModelFormat } from '../model/types.js';
+
+export interface ModelEntrySpec { path: string; tokenizer?: string; format?: ModelFormat }
+
+/** .gguf → gguf, .bin → llama2c, anything else (a directory) → hf. */
+export function modelFormat(entry: ModelEntrySpec): ModelFormat {
+  if (entry.format) return entry.format;
+  if (entry.path.toLowerCase().endsWith('.gguf')) return 'gguf';
+  if (entry.path.toLowerCase().endsWith('.bin')) return 'llama2c';
+  return 'hf';
+}
+
+const HF_TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'tokenizer.model', 'special_tokens_map.json', 'added_tokens.json'];
+
+export interface ModelFiles {
+  format: ModelFormat;
+  /** Absolute model path (directory for hf, file otherwise). */
+  path: string;
+  /** Absolute paths of the files a loader reads, sorted. */
+  files: string[];
+  /** What is missing, for LP2008 (empty when everything is there). */
+  missing: { path: string; what: string }[];
+}
+
+/** Files of a model entry; `recipeDir` resolves relative paths. Never throws. */
+export function modelFiles(entry: ModelEntrySpec, recipeDir: string): ModelFiles {
+  const format = modelFormat(entry);
+  const path = resolve(recipeDir, entry.path);
+  const files: string[] = [];
+  const missing: { path: string; what: string }[] = [];
+  if (format === 'hf') {
+    if (!isDirectory(path)) {
+      missing.push({ path, what: existsSync(path) ? 'is not a directory (a Hugging Face model is a directory with config.json and *.safetensors)' : 'does not exist' });
+    } else {
+      const names = readdirSync(path).sort();
+      if (!names.includes('config.json')) missing.push({ path: join(path, 'config.json'), what: 'does not exist' });
+      const weights = names.filter((n) => n.endsWith('.safetensors') || n === 'model.safetensors.index.json');
+      if (!weights.some((n) => n.endsWith('.safetensors'))) missing.push({ path: join(path, '*.safetensors'), what: 'matches no file' });
+      for (const n of names) {
+        if (n === 'config.json' || weights.includes(n) || HF_TOKENIZER_FILES.includes(n)) files.push(join(path, n));
+      }
+    }
+  } else {
+    if (isFile(path)) files.push(path);
+    else missing.push({ path, what: 'does not exist' });
+    if (format === 'llama2c') {
+      const tok = entry.tokenizer !== undefined ? resolve(recipeDir, entry.tokenizer) : llama2cTokenizer(path);
+      if (tok && isFile(tok)) files.push(tok);
+      else if (entry.tokenizer !== undefined) missing.push({ path: tok!, what: 'does not exist' });
+    }
+  }
+  return { format, path, files: files.sort(), missing };
+}
+
+/** llama2.c ships tokenizer.bin (or tokNNN.bin for small vocabularies) next to the checkpoint. */
+function llama2cTokenizer(binPath: string): string | undefined {
+  const dir = dirname(binPath);
+  if (!isDirectory(dir)) return undefined;
+  const names = readdirSync(dir).sort();
+  const name = names.find((n) => n === 'tokenizer.bin') ?? names.find((n) => /^tok\d+\.bin$/.test(n) && n !== basename(binPath));
+  return name ? join(dir, name) : undefined;
+}
+
+export type LayerCount = { layers: number } | { layers: undefined; problem?: string };
+
+/** Decoder layer count from config.json (hf) or the llama2.c header; gguf and missing files: unknown. */
+export function modelLayerCount(entry: ModelEntrySpec, recipeDir: string): LayerCount {
+  const format = modelFormat(entry);
+  const path = resolve(recipeDir, entry.path);
+  if (format === 'hf') {
+    const config = join(path, 'config.json');
+    if (!isFile(config)) return { layers: undefined };
+    try {
+      const json = JSON.parse(readFileSync(config, 'utf8')) as { num_hidden_layers?: unknown; n_layer?: unknown };
+      const n = json.num_hidden_layers ?? json.n_layer;
+      if (typeof n === 'number' && Number.isInteger(n) && n > 0) return { layers: n };
+      return { layers: undefined, problem: `${config} has no positive integer num_hidden_layers` };
+    } catch (e) {
+      return { layers: undefined, problem: `${config} is not valid JSON (${(e as Error).message})` };
+    }
+  }
+  if (format === 'llama2c') {
+    if (!isFile(path)) return { layers: undefined };
+    // Header: int32 dim, hidden_dim, n_layers, n_heads, n_kv_heads, vocab_size (negative: unshared classifier), seq_len.
+    const fd = openSync(path, 'r');
+    try {
+      const header = Buffer.alloc(28);
+      if (readSync(fd, header, 0, 28, 0) < 28) return { layers: undefined, problem: `${path} is shorter than a llama2.c header` };
+      const n = header.readInt32LE(8);
+      return n > 0 ? { layers: n } : { layers: undefined, problem: `${path} has n_layers ${n} in its header` };
+    } finally {
+      closeSync(fd);
+    }
+  }
+  return { layers: undefined };
+}
+
+export function isFile(path: string): boolean {
+  try { return statSync(path).isFile(); } catch { return false; }
+}
+
+export function isDirectory(path: string): boolean {
+  try { return statSync(path).isDirectory(); } catch { return false; }
+}

@@ -1,0 +1,338 @@
+// Executes a Plan: decides per stage cached / run (with the reason), then runs the DAG in order — independent CPU
+// stages in parallel, device stages through the one device slot — each stage into a temp dir that is renamed into
+// the store when it finishes. A cancelled or failed stage leaves nothing behind but its removed temp dir.
+import { LopperError, StageCancelled } from '../errors/lopper-error.js';
+import type { Plan, PlannedStage } from '../plan/types.js';
+import type { DatasetSpec, ProgressReporter, StageContext, StageModule } from '../stages/types.js';
+import { ensureBackend, type BackendInfo } from './backend-init.js';
+import { deviceSlot, Slot, stageResource } from './device-slot.js';
+import { missReasons } from './explain.js';
+import { Store } from './store.js';
+import type { ProgressState, RunOptions, RunReporter, RunResult, StageDecision, StageModuleSource, StageOutcome } from './types.js';
+
+export function newRunId(): string {
+  return `${new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}-${Math.random().toString(36).slice(2, 8)}`;
+}
+
+function requireStage(plan: Plan, id: string, flag: string): PlannedStage {
+  const s = plan.stages.find((x) => x.id === id);
+  if (!s) {
+    throw new LopperError('LP7001', `${flag} names stage "${id}", which is not in the plan of ${plan.recipePath}`, {
+      hint: `stages: ${plan.stages.map((x) => x.id).join(', ')}`,
+    });
+  }
+  return s;
+}
+
+function upstreamClosure(plan: Plan, ids: string[]): Set<string> {
+  const byId = new Map(plan.stages.map((s) => [s.id, s]));
+  const out = new Set<string>();
+  const visit = (id: string) => {
+    if (out.has(id)) return;
+    out.add(id);
+    for (const d of byId.get(id)?.dependsOn ?? []) visit(d);
+  };
+  ids.forEach(visit);
+  return out;
+}
+
+function downstreamClosure(plan: Plan, id: string): Set<string> {
+  const out = new Set<string>([id]);
+  for (const s of plan.stages) if (s.dependsOn.some((d) => out.has(d))) out.add(s.id);
+  return out;
+}
+
+/**
+ * Per stage: cached, run (with why) or skip. A pure function of the plan, the options and the store's contents —
+ * `lopper plan`, `--dry-run` and `run` all go through it.
+ */
+export async function decide(plan: Plan, store: Store, opts: Pick<RunOptions, 'force' | 'only' | 'from'> & { modules?: Map<string, { resource?: unknown }> } = {}): Promise<StageDecision[]> {
+  const selected = opts.only?.length
+    ? upstreamClosure(plan, opts.only.map((id) => requireStage(plan, id, '--only').id))
+    : new Set(plan.stages.map((s) => s.id));
+  const forced = new Map<string, string>();
+  if (opts.force === true) for (const id of selected) forced.set(id, 'forced (--force)');
+  else if (Array.isArray(opts.force)) for (const id of opts.force) forced.set(requireStage(plan, id, '--force').id, 'forced (--force)');
+  if (opts.from) {
+    for (const id of downstreamClosure(plan, requireStage(plan, opts.from, '--from').id)) {
+      if (!forced.has(id)) forced.set(id, id === opts.from ? 'rerun requested (--from)' : `downstream of --from ${opts.from}`);
+    }
+  }
+  const out: StageDecision[] = [];
+  for (const s of plan.stages) {
+    const base = { id: s.id, kind: s.kind, key: s.key, forced: false, resource: stageResource(s.kind, opts.modules?.get(s.kind)) };
+    if (!selected.has(s.id)) out.push({ ...base, action: 'skip', reasons: ['not needed by --only'] });
+    else if (forced.has(s.id)) out.push({ ...base, action: 'run', forced: true, reasons: [forced.get(s.id)!] });
+    else if (store.has(s.key)) out.push({ ...base, action: 'cached', reasons: [] });
+    else out.push({ ...base, action: 'run', reasons: await missReasons(s, store) });
+  }
+  return out;
+}
+
+async function loadModule(source: StageModuleSource | undefined, kind: string): Promise<StageModule> {
+  let module: StageModule | undefined;
+  if (typeof source === 'function') module = await source(kind);
+  else if (source) module = source.get(kind);
+  else module = (await import('../stages/registry.js')).stageRegistry.get(kind);
+  if (!module) throw new LopperError('LP7007', `no stage module is registered for kind "${kind}"`);
+  return module;
+}
+
+function progressFor(id: string, reporter: RunReporter | undefined): ProgressReporter {
+  let state: ProgressState | undefined;
+  let started = 0;
+  return {
+    start(phase, total) {
+      state = { phase, done: 0, total };
+      started = performance.now();
+      reporter?.onStageProgress?.(id, { ...state });
+    },
+    tick(n = 1) {
+      if (!state) return;
+      state.done = Math.min(state.total, state.done + n);
+      const elapsed = performance.now() - started;
+      state.etaMs = state.done > 0 ? (elapsed / state.done) * (state.total - state.done) : undefined;
+      reporter?.onStageProgress?.(id, { ...state });
+    },
+    note(message) {
+      reporter?.onStageNote?.(id, message);
+    },
+  };
+}
+
+/** Samples the process RSS while a stage runs (stages running at once share the process, so share the peak). */
+function rssSampler(): { stop(): number } {
+  let peak = process.memoryUsage.rss();
+  const timer = setInterval(() => { peak = Math.max(peak, process.memoryUsage.rss()); }, 50);
+  timer.unref();
+  return { stop() { clearInterval(timer); return Math.max(peak, process.memoryUsage.rss()); } };
+}
+
+function isCancellation(e: unknown, signal: AbortSignal): boolean {
+  return signal.aborted || e instanceof StageCancelled || (e instanceof Error && e.name === 'AbortError');
+}
+
+/** A run in progress: its result, plus the handles watch mode uses to cancel stages or stop scheduling. */
+export class Execution {
+  readonly result: Promise<RunResult>;
+  private readonly stageControllers = new Map<string, { key: string; controller: AbortController }>();
+  private stopped = false;
+  private readonly runController = new AbortController();
+  private wake: () => void = () => undefined;
+
+  constructor(readonly plan: Plan, readonly store: Store, readonly opts: RunOptions, readonly runId = newRunId()) {
+    if (opts.signal) {
+      if (opts.signal.aborted) this.runController.abort(opts.signal.reason);
+      else opts.signal.addEventListener('abort', () => this.runController.abort(opts.signal!.reason), { once: true });
+    }
+    this.result = this.execute();
+  }
+
+  /** Stages running now: id → key. */
+  inFlight(): Map<string, string> {
+    return new Map([...this.stageControllers].map(([id, v]) => [id, v.key]));
+  }
+
+  /** Cancels running stages whose key fails `keep`; they end as 'cancelled' and leave no output. */
+  cancelStages(keep: (id: string, key: string) => boolean): string[] {
+    const cancelled: string[] = [];
+    for (const [id, { key, controller }] of this.stageControllers) {
+      if (!keep(id, key)) {
+        controller.abort(new StageCancelled(id));
+        cancelled.push(id);
+      }
+    }
+    return cancelled;
+  }
+
+  /** Starts no further stages; stages in flight finish (and are committed). */
+  stopScheduling(): void {
+    this.stopped = true;
+    this.wake();
+  }
+
+  /** Aborts everything: the stages in flight are abandoned. */
+  cancel(reason?: unknown): void {
+    this.runController.abort(reason ?? new StageCancelled('run'));
+  }
+
+  private async execute(): Promise<RunResult> {
+    const { plan, store, opts } = this;
+    const t0 = performance.now();
+    const reporter = opts.reporter;
+    const signal = this.runController.signal;
+    if (!opts.dryRun) await store.cleanStale();
+    const decisions = await decide(plan, store, opts);
+    reporter?.onDecisions?.(decisions, plan);
+    const byId = new Map(plan.stages.map((s) => [s.id, s]));
+    const decisionOf = new Map(decisions.map((d) => [d.id, d]));
+    const outcomes: Record<string, StageOutcome> = {};
+    const base = (d: StageDecision): StageOutcome => ({ id: d.id, kind: d.kind, key: d.key, output: store.outputDir(d.key), reasons: d.reasons, status: 'not run' });
+
+    if (opts.dryRun) {
+      for (const d of decisions) {
+        outcomes[d.id] = { ...base(d), status: d.action === 'cached' ? 'cached' : d.action === 'run' ? 'will run' : 'skipped' };
+      }
+      const r: RunResult = { runId: this.runId, status: 'dry-run', plan, store: store.dir, decisions, stages: outcomes, wallMs: performance.now() - t0 };
+      reporter?.onRunEnd?.(r);
+      return r;
+    }
+
+    const touches: Promise<void>[] = [];
+    for (const d of decisions) {
+      if (d.action === 'cached') {
+        outcomes[d.id] = { ...base(d), status: 'cached' };
+        touches.push(store.touch(d.key));
+        reporter?.onStageEnd?.(outcomes[d.id]!);
+      } else if (d.action === 'skip') {
+        outcomes[d.id] = { ...base(d), status: 'skipped' };
+      }
+    }
+    await Promise.all(touches);
+
+    const pending = decisions.filter((d) => d.action === 'run').map((d) => d.id);
+    const done = new Set(decisions.filter((d) => d.action !== 'run').map((d) => d.id));
+    const running = new Map<string, Promise<void>>();
+    const cpuSlot = new Slot(Math.max(1, opts.jobs ?? 2));
+    let failure: { stageId: string; error: unknown } | undefined;
+    let backend: BackendInfo | undefined;
+
+    const ready = (id: string) => byId.get(id)!.dependsOn.every((d) => done.has(d) && ['ran', 'cached', 'skipped'].includes(outcomes[d]?.status ?? ''));
+    const blocked = (id: string) => byId.get(id)!.dependsOn.some((d) => ['failed', 'cancelled', 'not run'].includes(outcomes[d]?.status ?? '') && done.has(d));
+
+    const runOne = async (id: string): Promise<void> => {
+      const stage = byId.get(id)!;
+      const decision = decisionOf.get(id)!;
+      const controller = new AbortController();
+      const onRunAbort = () => controller.abort(signal.reason);
+      signal.addEventListener('abort', onRunAbort, { once: true });
+      this.stageControllers.set(id, { key: stage.key, controller });
+      const outcome: StageOutcome = { ...base(decision) };
+      outcomes[id] = outcome;
+      let releaseSlot: (() => void) | undefined;
+      let releaseLock: (() => Promise<void>) | undefined;
+      let tmp: string | undefined;
+      try {
+        const module = await loadModule(opts.stages, stage.kind);
+        const resource = stageResource(stage.kind, module as { resource?: unknown });
+        releaseSlot = await (resource === 'device' ? deviceSlot : cpuSlot).acquire(controller.signal);
+        releaseLock = await store.lock(stage.key, {
+          signal: controller.signal,
+          onWait: (pid) => reporter?.onStageWaiting?.(id, `waiting for process ${pid}, which is computing the same output`),
+        });
+        if (!decision.forced && store.has(stage.key)) {
+          outcome.status = 'cached';
+          outcome.reasons = ['produced meanwhile by a concurrent run'];
+          return;
+        }
+        reporter?.onStageStart?.(id, decision);
+        backend = await ensureBackend(plan.runtime.backend, opts.initBackend);
+        controller.signal.throwIfAborted();
+        tmp = await store.createTemp(stage.key);
+        const ctx = this.context(stage, tmp, controller.signal, reporter);
+        const startedAt = new Date();
+        const t = performance.now();
+        const rss = rssSampler();
+        let result;
+        try {
+          result = await module.run(ctx);
+        } finally {
+          outcome.peakRssBytes = rss.stop();
+        }
+        controller.signal.throwIfAborted();
+        outcome.wallMs = Math.round(performance.now() - t);
+        outcome.startedAt = startedAt.toISOString();
+        outcome.summary = result?.summary;
+        await store.commit(tmp, {
+          version: 1, key: stage.key, stageId: id, kind: stage.kind, keyInputs: stage.keyInputs, runId: this.runId,
+          createdAt: new Date().toISOString(), wallMs: outcome.wallMs, peakRssBytes: outcome.peakRssBytes,
+          backend: backend && { backend: backend.backend, adapter: backend.adapter }, summary: result?.summary,
+        }, decision.forced);
+        tmp = undefined;
+        outcome.status = 'ran';
+      } catch (e) {
+        if (isCancellation(e, controller.signal)) {
+          outcome.status = 'cancelled';
+        } else {
+          outcome.status = 'failed';
+          outcome.error = e instanceof Error ? e.message : String(e);
+          failure ??= { stageId: id, error: e };
+        }
+      } finally {
+        if (tmp) await store.discardTemp(tmp);
+        await releaseLock?.();
+        releaseSlot?.();
+        signal.removeEventListener('abort', onRunAbort);
+        this.stageControllers.delete(id);
+        done.add(id);
+        reporter?.onStageEnd?.(outcome);
+      }
+    };
+
+    while (pending.length > 0 || running.size > 0) {
+      if (!signal.aborted && !failure && !this.stopped) {
+        for (let i = 0; i < pending.length; ) {
+          const id = pending[i]!;
+          if (blocked(id)) {
+            pending.splice(i, 1);
+            done.add(id);
+            outcomes[id] = { ...base(decisionOf.get(id)!), status: 'not run', reasons: ['an upstream stage did not finish'] };
+            continue;
+          }
+          if (ready(id)) {
+            pending.splice(i, 1);
+            running.set(id, runOne(id).finally(() => { running.delete(id); this.wake(); }));
+            continue;
+          }
+          i++;
+        }
+      }
+      if (running.size === 0) break;
+      await new Promise<void>((resolve) => { this.wake = resolve; });
+    }
+    for (const id of pending) outcomes[id] ??= { ...base(decisionOf.get(id)!), status: 'not run' };
+
+    const status: RunResult['status'] = failure ? 'failed' : Object.values(outcomes).some((o) => o.status === 'cancelled' || o.status === 'not run') ? 'cancelled' : 'ok';
+    const ordered = Object.fromEntries(plan.stages.map((s) => [s.id, outcomes[s.id]!]));
+    const result: RunResult = { runId: this.runId, status, plan, store: store.dir, decisions, stages: ordered, backend, wallMs: performance.now() - t0, failed: failure };
+    reporter?.onRunEnd?.(result);
+    return result;
+  }
+
+  private context(stage: PlannedStage, outDir: string, signal: AbortSignal, reporter: RunReporter | undefined): StageContext {
+    const { plan, store } = this;
+    const byId = new Map(plan.stages.map((s) => [s.id, s]));
+    const upstreamDir = (ref: string): string | undefined => {
+      const id = stage.stageRefs[ref] ?? (stage.dependsOn.includes(ref) ? ref : undefined);
+      const up = id === undefined ? undefined : byId.get(id);
+      return up ? store.outputDir(up.key) : undefined;
+    };
+    return {
+      id: stage.id,
+      params: stage.params,
+      seed: plan.seed,
+      recipeDir: plan.recipeDir,
+      outDir,
+      modelPath(ref) {
+        const model = stage.models[ref];
+        if (model !== undefined) return model;
+        const dir = upstreamDir(ref);
+        if (dir !== undefined) return `${dir}/model`;
+        throw new LopperError('LP7001', `stage ${stage.id} asked for model "${ref}", which is neither a models: entry it reads nor an upstream stage`);
+      },
+      stageDir(ref) {
+        const dir = upstreamDir(ref);
+        if (dir === undefined) throw new LopperError('LP7001', `stage ${stage.id} asked for the output of "${ref}", which is not one of its upstream stages`);
+        return dir;
+      },
+      dataset(name): DatasetSpec {
+        const d = stage.datasets[name];
+        if (!d) throw new LopperError('LP7001', `stage ${stage.id} asked for dataset "${name}", which it does not declare`);
+        return d;
+      },
+      progress: progressFor(stage.id, reporter),
+      signal,
+      log(line) { reporter?.onStageLog?.(stage.id, line); },
+    };
+  }
+}
