@@ -18,3 +18,6 @@ export { LopperError, LopperErrors, StageCancelled } from './errors/lopper-error
 export type { SourceLocation } from './errors/lopper-error.js';
 export { errorCatalog, errorInfo } from './errors/catalog.js';
 export { formatError, formatErrors } from './errors/printer.js';
+// The runner (src/run/): executes a plan with content-addressed caching; watch mode.
+export { run, watch, explainStages } from './run/index.js';
+export type { RunOptions, RunResult, WatchOptions, WatchHandle, StageExplanation } from './run/index.js';

@@ -4,9 +4,9 @@
 // Softmax is composed of broadcasting ops, BatchMatMul indexes both operands through strides. These versions:
 // - Add/Sub/Multiply/RealDiv: broadcast by per-input strides (0 on broadcast axes) with an odometer over the outer
 //   axes and a tight loop over the last axis;
+// - Transpose: an odometer over the output with permuted input strides;
 // - Softmax (last axis): one fused pass per row (max, exp, sum, scale), the same arithmetic as tfjs;
-// - BatchMatMul: packs op(A) as [M, K] and op(B)ᵀ as [N, K], then dot products of contiguous rows, 4 columns at a
-//   time; batch dims broadcast like tfjs's.
+// - BatchMatMul: packs op(A) as [M, K] and op(B)ᵀ as [N, K], then dot products of contiguous rows in 2×4 blocks; batch dims broadcast like tfjs's.
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 
@@ -125,30 +125,7 @@ function matmul(a: Float32Array, aShape: number[], b: Float32Array, bShape: numb
       if (tB) Bt.set(b.subarray(offB, offB + N * K)); else transposeInto(b, offB, K, N, Bt);
       lastB = offB;
     }
-    const base = bi * M * N;
-    for (let i = 0; i < M; i++) {
-      const ai = i * K;
-      const row = base + i * N;
-      let j = 0;
-      for (; j + 3 < N; j += 4) {
-        const b0 = j * K, b1 = b0 + K, b2 = b1 + K, b3 = b2 + K;
-        let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-        for (let k = 0; k < K; k++) {
-          const av = A[ai + k]!;
-          s0 += av * Bt[b0 + k]!;
-          s1 += av * Bt[b1 + k]!;
-          s2 += av * Bt[b2 + k]!;
-          s3 += av * Bt[b3 + k]!;
-        }
-        out[row + j] = s0; out[row + j + 1] = s1; out[row + j + 2] = s2; out[row + j + 3] = s3;
-      }
-      for (; j < N; j++) {
-        const b0 = j * K;
-        let s = 0;
-        for (let k = 0; k < K; k++) s += A[ai + k]! * Bt[b0 + k]!;
-        out[row + j] = s;
-      }
-    }
+    gemmRows(A, Bt, out, bi * M * N, M, N, K);
     for (let d = batch.length - 1; d >= 0; d--) {
       idx[d]!++;
       offA += sa[d]!;
@@ -162,9 +139,72 @@ function matmul(a: Float32Array, aShape: number[], b: Float32Array, bShape: numb
   return { out, shape: [...batch, M, N] };
 }
 
+/** out[base + i·N + j] = Σ_k A[i·K + k]·Bt[j·K + k]; 2×4 register blocks (8 accumulators, 6 loads per 8 FMAs). */
+function gemmRows(A: Float32Array, Bt: Float32Array, out: Float32Array, base: number, M: number, N: number, K: number): void {
+  let i = 0;
+  for (; i + 1 < M; i += 2) {
+    const a0 = i * K, a1 = a0 + K;
+    const r0 = base + i * N, r1 = r0 + N;
+    let j = 0;
+    for (; j + 3 < N; j += 4) {
+      const b0 = j * K, b1 = b0 + K, b2 = b1 + K, b3 = b2 + K;
+      let s00 = 0, s01 = 0, s02 = 0, s03 = 0, s10 = 0, s11 = 0, s12 = 0, s13 = 0;
+      for (let k = 0; k < K; k++) {
+        const x0 = A[a0 + k]!, x1 = A[a1 + k]!;
+        const y0 = Bt[b0 + k]!, y1 = Bt[b1 + k]!, y2 = Bt[b2 + k]!, y3 = Bt[b3 + k]!;
+        s00 += x0 * y0; s01 += x0 * y1; s02 += x0 * y2; s03 += x0 * y3;
+        s10 += x1 * y0; s11 += x1 * y1; s12 += x1 * y2; s13 += x1 * y3;
+      }
+      out[r0 + j] = s00; out[r0 + j + 1] = s01; out[r0 + j + 2] = s02; out[r0 + j + 3] = s03;
+      out[r1 + j] = s10; out[r1 + j + 1] = s11; out[r1 + j + 2] = s12; out[r1 + j + 3] = s13;
+    }
+    for (; j < N; j++) {
+      const b0 = j * K;
+      let s0 = 0, s1 = 0;
+      for (let k = 0; k < K; k++) { const y = Bt[b0 + k]!; s0 += A[a0 + k]! * y; s1 += A[a1 + k]! * y; }
+      out[r0 + j] = s0; out[r1 + j] = s1;
+    }
+  }
+  for (; i < M; i++) {
+    const a0 = i * K, r0 = base + i * N;
+    for (let j = 0; j < N; j++) {
+      const b0 = j * K;
+      let s = 0;
+      for (let k = 0; k < K; k++) s += A[a0 + k]! * Bt[b0 + k]!;
+      out[r0 + j] = s;
+    }
+  }
+}
+
+function transpose(x: Float32Array, shape: number[], perm: number[]): { out: Float32Array; shape: number[] } {
+  const rank = shape.length;
+  const outShape = perm.map((p) => shape[p]!);
+  const out = new Float32Array(x.length);
+  if (x.length === 0) return { out, shape: outShape };
+  const inStrides = new Array<number>(rank);
+  let s = 1;
+  for (let i = rank - 1; i >= 0; i--) { inStrides[i] = s; s *= shape[i]!; }
+  // Input stride of each output axis; walk the output in order with an odometer.
+  const st = perm.map((p) => inStrides[p]!);
+  const inner = outShape[rank - 1]!, si = st[rank - 1]!;
+  const idx = new Array<number>(rank).fill(0);
+  let off = 0;
+  for (let o = 0; o < x.length; o += inner) {
+    for (let j = 0; j < inner; j++) out[o + j] = x[off + j * si]!;
+    for (let d = rank - 2; d >= 0; d--) {
+      idx[d]!++;
+      off += st[d]!;
+      if (idx[d]! < outShape[d]!) break;
+      off -= st[d]! * outShape[d]!;
+      idx[d] = 0;
+    }
+  }
+  return { out, shape: outShape };
+}
+
 let registered = false;
 
-/** Replaces the cpu backend's float32 Add/Sub/Multiply/RealDiv/Softmax/BatchMatMul kernels (idempotent). */
+/** Replaces the cpu backend's float32 Add/Sub/Multiply/RealDiv/Softmax/Transpose/BatchMatMul kernels (idempotent). */
 export function registerCpuKernels(): void {
   if (registered) return;
   registered = true;
@@ -194,6 +234,13 @@ export function registerCpuKernels(): void {
     const rank = logits.shape.length;
     if (logits.dtype !== 'float32' || rank === 0 || (dim !== -1 && dim !== rank - 1)) return null;
     return backend.makeTensorInfo(logits.shape, 'float32', softmaxRows(values(backend, logits), logits.shape[rank - 1]!));
+  });
+  override('Transpose', (args, backend) => {
+    const { x } = args.inputs as { x: tf.TensorInfo };
+    const perm = (args.attrs as unknown as tf.TransposeAttrs).perm;
+    if (x.dtype !== 'float32' || x.shape.length === 0) return null;
+    const r = transpose(values(backend, x), x.shape, perm);
+    return backend.makeTensorInfo(r.shape, 'float32', r.out);
   });
   override('BatchMatMul', (args, backend) => {
     const { a, b } = args.inputs as { a: tf.TensorInfo; b: tf.TensorInfo };

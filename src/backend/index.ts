@@ -5,6 +5,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { LopperError } from '../errors/lopper-error.js';
+import { registerCpuKernels } from './cpu-kernels.js';
 
 export type BackendKind = 'auto' | 'webgpu' | 'tensorflow' | 'wasm' | 'cpu';
 
@@ -78,8 +79,11 @@ async function initWasm(): Promise<BackendInfo> {
 }
 
 async function initCpu(): Promise<BackendInfo> {
-  await import('@tensorflow/tfjs-backend-cpu');
   if (!(await tf.setBackend('cpu'))) throw unavailable('cpu', 'the tfjs cpu backend failed to initialise', 'Reinstall dependencies (npm ci).');
+  // The cpu backend prints a "Hi, looks like you are running TensorFlow.js in Node.js…" banner on first use;
+  // lopper reports its backend itself, so mark the banner as shown.
+  (tf.backend() as unknown as { firstUse?: boolean }).firstUse = false;
+  registerCpuKernels();
   return { backend: 'cpu', adapter: 'tfjs cpu (JavaScript)' };
 }
 

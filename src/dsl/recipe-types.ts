@@ -132,7 +132,7 @@ export interface CustomTemplate {
  */
 export interface GroupStage {
   /**
-   * Stage kind. Builds dependency groups (which weights are removed together). Output: groups.json.
+   * Stage kind: group.
    */
   kind: 'group';
   /**
@@ -181,7 +181,7 @@ export interface MlpGroups {
  */
 export interface ScoreStage {
   /**
-   * Stage kind. Per-weight salience and per-channel scores of every group member. Output: scores.safetensors + scores.json.
+   * Stage kind: score.
    */
   kind: 'score';
   /**
@@ -232,7 +232,7 @@ export interface Calibration {
  */
 export interface AggregateStage {
   /**
-   * Stage kind. Reduces member scores to one score per prunable unit. Output: importance.json.
+   * Stage kind: aggregate.
    */
   kind: 'aggregate';
   /**
@@ -261,7 +261,7 @@ export interface AggregateStage {
  */
 export interface PruneStage {
   /**
-   * Stage kind. Removes the least important units. Output: plan.json + model/ (Hugging Face layout).
+   * Stage kind: prune.
    */
   kind: 'prune';
   /**
@@ -298,7 +298,7 @@ export interface PruneStage {
  */
 export interface LoraFinetuneStage {
   /**
-   * Stage kind. LoRA recovery training, merged into the weights. Output: model/, adapter/, train.jsonl.
+   * Stage kind: lora-finetune.
    */
   kind: 'lora-finetune';
   /**
@@ -423,7 +423,7 @@ export interface TrainOptions {
  */
 export interface TrainStage {
   /**
-   * Stage kind. Trains a LLaMA model from scratch. Output: model/, train.jsonl.
+   * Stage kind: train.
    */
   kind: 'train';
   /**
@@ -517,7 +517,7 @@ export interface BorrowedTokenizer {
  */
 export interface EvaluateStage {
   /**
-   * Stage kind. Perplexity, zero-shot accuracy, speed and parameter counts. Output: metrics.json.
+   * Stage kind: evaluate.
    */
   kind: 'evaluate';
   /**

@@ -39,7 +39,10 @@ export function parseSource(text: string, file: string): ParsedSource {
     const hint = /[^"']\$\{/.test(line) && /[{[]/.test(line.replace(/\$\{[^}]*\}/g, ''))
       ? 'inside { } or [ ], quote ${...}: ratio: "${vars.ratio}"'
       : first.code === 'TAB_AS_INDENT' ? 'YAML indents with spaces only' : undefined;
-    errors.push(new LopperError('LP1001', yamlMessage(first.message), { location, hint }));
+    const message = first.code === 'MULTIPLE_DOCS' ? 'a recipe is a single YAML document, but this file has several' : yamlMessage(first.message);
+    errors.push(new LopperError('LP1001', message, {
+      location, hint: first.code === 'MULTIPLE_DOCS' ? 'remove the "---" document separator' : hint,
+    }));
     return { source, data: undefined, errors };
   }
   collectDuplicateKeys(source, doc.contents, [], errors);

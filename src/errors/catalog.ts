@@ -7,22 +7,27 @@ import { planErrorCodes } from '../plan/error-codes.js';
 import { modelErrorCodes } from '../model/error-codes.js';
 import { pruneErrorCodes } from '../prune/error-codes.js';
 import { evalErrorCodes } from '../eval/error-codes.js';
+import { trainErrorCodes } from '../train/error-codes.js';
 import { runErrorCodes } from '../run/error-codes.js';
 import { backendErrorCodes } from '../backend/error-codes.js';
 
 export interface ErrorInfo { code: string; name: string; title: string }
 
-export const errorCatalog = {
-  ...dslErrorCodes,
-  ...planErrorCodes,
-  ...modelErrorCodes,
-  ...pruneErrorCodes,
-  ...evalErrorCodes,
-  ...runErrorCodes,
-  ...backendErrorCodes,
-} satisfies Record<string, ErrorInfo>;
+type AreaTable = Record<string, { name: string; title: string; code?: string }>;
 
-export type ErrorCode = keyof typeof errorCatalog;
+const areas: AreaTable[] = [
+  dslErrorCodes, planErrorCodes, modelErrorCodes, pruneErrorCodes, evalErrorCodes, trainErrorCodes, runErrorCodes, backendErrorCodes,
+];
+
+export type ErrorCode =
+  | keyof typeof dslErrorCodes | keyof typeof planErrorCodes | keyof typeof modelErrorCodes | keyof typeof pruneErrorCodes
+  | keyof typeof evalErrorCodes | keyof typeof trainErrorCodes | keyof typeof runErrorCodes | keyof typeof backendErrorCodes;
+
+/** Code → { code, name, title }, in code order. */
+export const errorCatalog: Readonly<Record<ErrorCode, ErrorInfo>> = Object.fromEntries(
+  areas.flatMap((table) => Object.entries(table)).sort(([a], [b]) => a.localeCompare(b))
+    .map(([code, info]) => [code, { code, name: info.name, title: info.title }]),
+) as Record<ErrorCode, ErrorInfo>;
 
 /** The catalog entry of a code, or undefined for a code no area has registered. */
 export function errorInfo(code: string): ErrorInfo | undefined {

@@ -5,6 +5,8 @@ import * as tf from '@tensorflow/tfjs-core';
 export interface LogProbModel {
   /** ids [B, T] int32 → [B, T-1]: log p(ids[b, t+1] | ids[b, ..t]). */
   tokenLogProbs(ids: tf.Tensor2D): tf.Tensor2D;
+  /** ids [B, T] → logits [B, T, V]. Optional: lets zero-shot score one-token continuations from one context pass. */
+  logits?(ids: tf.Tensor2D): tf.Tensor3D;
 }
 
 /**
@@ -27,6 +29,34 @@ export async function batchTokenLogProbs(model: LogProbModel, rows: readonly Arr
       throw new Error(`tokenLogProbs returned shape [${out.shape}] for ids [${batch}, ${length}]`);
     }
     return (await out.data()) as Float32Array;
+  } finally {
+    ids.dispose();
+    out?.dispose();
+  }
+}
+
+/**
+ * Log-probabilities of every vocabulary entry after `rows[b][0..positions[b]]`: [B][V] on the host. Rows are
+ * right-padded to one length (causal, so padding after a position does not change it). Needs `model.logits`.
+ */
+export async function nextTokenLogProbs(model: LogProbModel, rows: readonly ArrayLike<number>[], positions: readonly number[]): Promise<Float32Array[]> {
+  if (!model.logits) throw new Error('nextTokenLogProbs: the model has no logits()');
+  const batch = rows.length;
+  const length = Math.max(...rows.map((r) => r.length));
+  const flat = new Int32Array(batch * length);
+  rows.forEach((row, b) => flat.set(Array.from(row), b * length));
+  const ids = tf.tensor2d(flat, [batch, length], 'int32');
+  let out: tf.Tensor2D | undefined;
+  try {
+    out = tf.tidy(() => {
+      const logits = model.logits!(ids);
+      const vocab = logits.shape[2];
+      const picked = positions.map((p, b) => tf.reshape(tf.slice(logits, [b, p, 0], [1, 1, vocab]), [1, vocab]));
+      return tf.logSoftmax(tf.concat(picked, 0)) as tf.Tensor2D;
+    });
+    const data = (await out.data()) as Float32Array;
+    const vocab = out.shape[1];
+    return rows.map((_, b) => data.subarray(b * vocab, (b + 1) * vocab));
   } finally {
     ids.dispose();
     out?.dispose();

@@ -6,7 +6,7 @@ import { LopperError } from '../errors/lopper-error.js';
 import type { Tokenizer } from '../model/types.js';
 import type { MultipleChoiceRecord } from '../data/jsonl.js';
 import type { ChoiceRequest, Template, ZeroShotMetric } from './templates.js';
-import { batchTokenLogProbs, type LogProbModel } from './log-probs.js';
+import { batchTokenLogProbs, nextTokenLogProbs, type LogProbModel } from './log-probs.js';
 
 export interface EncodedRequest {
   /** Ids fed to the model: the context ids followed by the continuation ids (left-truncated to the model context). */
@@ -90,12 +90,26 @@ export interface ZeroShotResult {
   prefixMismatches: number;
   /** Per question, Σ log p of each choice's continuation. */
   scores: number[][];
+  /** Questions scored with one context pass for all their one-token choices. */
+  sharedContext: number;
 }
 
 interface Question {
   record: MultipleChoiceRecord;
   requests: ChoiceRequest[];
   encoded: EncodedRequest[];
+  /** Every continuation is one token after the same context: one pass over the context scores all choices. */
+  shared: boolean;
+}
+
+/** Largest logits block the shared-context path materializes (as the model's LM head chunking): 2^24 floats. */
+const SHARED_LOGITS_ELEMENTS = 1 << 24;
+
+function sharesOneTokenContext(encoded: readonly EncodedRequest[]): boolean {
+  const first = encoded[0]!;
+  return encoded.every(
+    (e) => e.length === 1 && e.start === first.start && e.ids.length === first.ids.length && e.ids.every((id, i) => i >= e.start || id === first.ids[i]),
+  );
 }
 
 /** Consecutive questions packed so that a batch holds at most `batchSize` sequences (at least one question). */
@@ -150,13 +164,42 @@ export async function zeroShot(
   }
   const questions: Question[] = records.map((record) => {
     const requests = template.requests(record);
-    return { record, requests, encoded: requests.map((r) => encodeRequest(tokenizer, r, options.maxLength)) };
+    const encoded = requests.map((r) => encodeRequest(tokenizer, r, options.maxLength));
+    return { record, requests, encoded, shared: model.logits !== undefined && sharesOneTokenContext(encoded) };
   });
   const scores: number[][] = new Array(questions.length);
   let done = 0;
   options.onProgress?.(0, questions.length);
-  for (const batch of packQuestions(questions.map((q) => q.requests.length), options.batchSize)) {
+  // Questions whose choices are single tokens after one shared context (e.g. " true" / " false" with a LLaMA
+  // vocabulary) cost one row: the log-softmax at the context's last position scores every choice (lm-eval's
+  // one-token continuation reuse). The rest run one row per choice. Either way a result does not depend on
+  // the batch it ran in.
+  const sharedIndex = questions.flatMap((q, i) => (q.shared ? [i] : []));
+  const rowIndex = questions.flatMap((q, i) => (q.shared ? [] : [i]));
+  let pending: number[] = [];
+  const flushShared = async () => {
+    if (pending.length === 0) return;
     options.signal?.throwIfAborted();
+    const rows = pending.map((q) => questions[q]!.encoded[0]!.ids.slice(0, questions[q]!.encoded[0]!.start));
+    const dists = await nextTokenLogProbs(model, rows, rows.map((r) => r.length - 1));
+    pending.forEach((q, b) => {
+      scores[q] = questions[q]!.encoded.map((e) => dists[b]![e.ids[e.start]!]!);
+    });
+    done += pending.length;
+    options.onProgress?.(done, questions.length);
+    pending = [];
+  };
+  for (const q of sharedIndex) {
+    const length = Math.max(questions[q]!.encoded[0]!.start, ...pending.map((p) => questions[p]!.encoded[0]!.start));
+    if (pending.length > 0 && (pending.length + 1 > options.batchSize || (pending.length + 1) * length * tokenizer.vocabSize > SHARED_LOGITS_ELEMENTS)) {
+      await flushShared();
+    }
+    pending.push(q);
+  }
+  await flushShared();
+  for (const packed of packQuestions(rowIndex.map((i) => questions[i]!.requests.length), options.batchSize)) {
+    options.signal?.throwIfAborted();
+    const batch = packed.map((k) => rowIndex[k]!);
     const flat = batch.flatMap((q) => questions[q]!.encoded);
     const batchScores = await scoreRequests(model, flat, tokenizer.eosId);
     let offset = 0;
@@ -181,6 +224,7 @@ export async function zeroShot(
     questions: questions.length,
     prefixMismatches: questions.reduce((m, q) => m + q.encoded.filter((e) => !e.prefixMatched).length, 0),
     scores,
+    sharedContext: sharedIndex.length,
   };
   if (template.metrics.includes('acc_norm' satisfies ZeroShotMetric)) result.acc_norm = normHits / n;
   return result;

@@ -66,6 +66,7 @@ export function readHfConfig(json: unknown, file = 'config.json'): LlamaConfig {
   if (modelType !== undefined && !SUPPORTED_MODEL_TYPES.has(modelType as string)) {
     bad(file, `model_type "${String(modelType)}" is not supported (supported: ${[...SUPPORTED_MODEL_TYPES].join(', ')})`);
   }
+  if (c.use_sliding_window === true) bad(file, 'sliding-window attention (use_sliding_window: true) is not supported');
   const act = c.hidden_act ?? 'silu';
   if (act !== 'silu') bad(file, `hidden_act "${String(act)}" is not supported (LLaMA-family models use silu)`);
   const hiddenSize = posInt(file, c, 'hidden_size');
@@ -88,7 +89,10 @@ export function readHfConfig(json: unknown, file = 'config.json'): LlamaConfig {
     layers.push({ numAttentionHeads: h, numKeyValueHeads: kv, intermediateSize: is[i]! });
   }
   const eps = c.rms_norm_eps ?? 1e-6;
-  const theta = c.rope_theta ?? 10000;
+  // transformers ≥ 5 writes `rope_parameters: {rope_theta, rope_type, factor, …}` instead of rope_theta/rope_scaling;
+  // it is kept in `extra` (written back as is) and read here when the legacy fields are absent.
+  const rp = typeof c.rope_parameters === 'object' && c.rope_parameters !== null ? c.rope_parameters as Record<string, unknown> : undefined;
+  const theta = c.rope_theta ?? rp?.rope_theta ?? 10000;
   if (typeof eps !== 'number' || !(eps > 0)) bad(file, `"rms_norm_eps" must be a positive number`);
   if (typeof theta !== 'number' || !(theta > 0)) bad(file, `"rope_theta" must be a positive number`);
   const extra: Record<string, unknown> = {};
@@ -107,7 +111,7 @@ export function readHfConfig(json: unknown, file = 'config.json'): LlamaConfig {
     eosTokenId: firstId(c.eos_token_id, 2),
     extra,
   };
-  const rs = readRopeScaling(file, c.rope_scaling);
+  const rs = readRopeScaling(file, c.rope_scaling ?? (rp && rp.rope_type !== undefined && rp.rope_type !== 'default' ? rp : undefined));
   if (rs) config.ropeScaling = rs;
   return config;
 }

@@ -23,6 +23,8 @@ export interface ForwardOptions {
 
 /** Largest [rows × vocab] block the LM head materializes at once: 2^24 float32 = 64 MiB. */
 export const LOGITS_CHUNK_ELEMENTS = 1 << 24;
+/** Dawn's maxStorageBufferBindingSize on NVIDIA (reference/webgpu.md §0.5). */
+const MAX_BINDING_BYTES = 2_147_483_644;
 /** Masked attention scores: exp() of this underflows to exactly 0, as with HF's finfo.min. */
 const MASK_VALUE = -1e9;
 
@@ -72,6 +74,15 @@ export class LlamaModel {
    */
   static fromWeights(config: LlamaConfig, weights: WeightMap, opts: { trainable?: boolean } = {}): LlamaModel {
     checkWeights(config, weights);
+    if (tf.getBackend() === 'webgpu') {
+      // WebGPU binds whole tensors; Dawn caps a binding at 2 GiB − 4 bytes and tfjs does not check (garbage past it).
+      for (const [name, t] of weights) {
+        if (t.data.byteLength > MAX_BINDING_BYTES) {
+          throw new LopperError('LP8007', `parameter "${name}" (${JSON.stringify(t.shape)}, ${t.data.byteLength} bytes) is larger than the 2 GiB a WebGPU shader can bind`,
+            { hint: 'Use runtime.backend: cpu / wasm / tensorflow for this model.' });
+        }
+      }
+    }
     const id = ++modelCounter;
     const params = new Map<string, tf.Variable>();
     try {
@@ -196,6 +207,9 @@ export class LlamaModel {
   /** Logits [B, T, V]. Materializes the whole tensor: for small inputs (generation, tests). */
   logits(ids: tf.Tensor2D, opts: ForwardOptions = {}): tf.Tensor3D {
     const [B, T] = ids.shape;
+    if (B * T * this.config.vocabSize * 4 > MAX_BINDING_BYTES) {
+      throw new Error(`logits(): [${B}, ${T}, ${this.config.vocabSize}] would exceed 2 GiB; use tokenLogProbs()/loss(), which chunk the LM head`);
+    }
     return tf.tidy(() => tf.reshape(this.headLogits(this.hidden(ids, opts), opts), [B, T, this.config.vocabSize]) as tf.Tensor3D);
   }
 
@@ -204,10 +218,14 @@ export class LlamaModel {
     const [B, T] = ids.shape;
     if (T < 2) throw new Error('tokenLogProbs needs at least 2 positions');
     return tf.tidy(() => {
-      const H = this.config.hiddenSize, V = this.config.vocabSize;
-      const h = tf.reshape(tf.slice(tf.reshape(this.hidden(ids, opts), [B, T, H]), [0, 0, 0], [B, T - 1, H]), [B * (T - 1), H]) as tf.Tensor2D;
-      const targets = tf.reshape(tf.slice(ids, [0, 1], [B, T - 1]), [B * (T - 1)]) as tf.Tensor1D;
-      const rows = B * (T - 1);
+      const V = this.config.vocabSize;
+      // Every position is scored against the next id (the last one against a dummy 0) and the last column is
+      // dropped afterwards: slicing the [B, T] result is cheaper than slicing (and padding back, in the gradient)
+      // the [B, T, H] hidden states.
+      const h = this.hidden(ids, opts);
+      const H = this.config.hiddenSize;
+      const targets = tf.reshape(tf.concat([tf.slice(ids, [0, 1], [B, T - 1]), tf.zeros([B, 1], 'int32')], 1), [B * T]) as tf.Tensor1D;
+      const rows = B * T;
       const chunk = Math.max(1, Math.floor(this.logitsChunkElements / V));
       const parts: tf.Tensor1D[] = [];
       for (let start = 0; start < rows; start += chunk) {
@@ -215,13 +233,10 @@ export class LlamaModel {
         const hc = rows <= chunk ? h : tf.slice(h, [start, 0], [n, H]);
         const tc = rows <= chunk ? targets : tf.slice(targets, [start], [n]);
         const logits = this.headLogits(hc, opts);
-        // log_softmax at the target = logit[target] − logsumexp(logits); logit[target] via a one-hot row sum
-        // (differentiable in tfjs, unlike GatherNd).
-        const target = tf.sum(tf.mul(logits, tf.oneHot(tc, V)), -1);
-        parts.push(tf.sub(target, tf.logSumExp(logits, -1)) as tf.Tensor1D);
+        parts.push(targetLogProbs(logits, tf.cast(tf.oneHot(tc, V), 'float32') as tf.Tensor2D));
       }
       const all = parts.length === 1 ? parts[0]! : tf.concat(parts, 0);
-      return tf.reshape(all, [B, T - 1]) as tf.Tensor2D;
+      return tf.slice(tf.reshape(all, [B, T]), [0, 0], [B, T - 1]) as tf.Tensor2D;
     });
   }
 
@@ -272,6 +287,25 @@ export class LlamaModel {
     this.params.clear();
   }
 }
+
+/**
+ * log_softmax(logits)[target] = Σ logits·onehot − logsumexp(logits), rows [n, V] → [n], with the closed-form
+ * gradient dy·(onehot − softmax(logits)) instead of backpropagating through logsumexp's max/sub/exp (which tapes a
+ * Max gradient with an Equal mask over [n, V]). One-hot selection keeps it free of GatherNd (no tfjs gradient).
+ */
+const targetLogProbs = tf.customGrad(((logits: tf.Tensor, onehot: tf.Tensor, save: tf.GradSaveFunc) => {
+  const lse = tf.logSumExp(logits, -1, true);
+  const value = tf.sub(tf.sum(tf.mul(logits, onehot), -1), tf.reshape(lse, [logits.shape[0]!]));
+  save([logits, onehot, lse]);
+  return {
+    value,
+    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+      const [l, oh, m] = saved as [tf.Tensor, tf.Tensor, tf.Tensor];
+      const p = tf.exp(tf.sub(l, m));
+      return [tf.mul(tf.reshape(dy, [l.shape[0]!, 1]), tf.sub(oh, p)), tf.zerosLike(oh)];
+    },
+  };
+}) as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as (logits: tf.Tensor2D, onehot: tf.Tensor2D) => tf.Tensor1D;
 
 /** Deterministic generator (splitmix64-style on 32-bit halves → mulberry32). */
 function mulberry32(seed: number): () => number {

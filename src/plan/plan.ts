@@ -123,7 +123,7 @@ export function checkRecipe(resolved: ResolvedRecipe, options: CheckOptions = {}
   for (const s of resolved.invalidStages) {
     if (!s.kind || !kinds.has(s.kind)) continue;
     for (const use of refUses(s.kind, s.entry)) {
-      if (invalid.has(use.name) && !infos.has(use.name)) continue;
+      if (use.name.includes('${') || (invalid.has(use.name) && !infos.has(use.name))) continue;
       const r = resolveRef(use, s.id, recipe, infos);
       if (r instanceof LopperError) errors.push(withLocation(r, resolved.locate(['stages', s.id, ...use.path], 'value')));
     }
@@ -206,7 +206,8 @@ export function checkRecipe(resolved: ResolvedRecipe, options: CheckOptions = {}
             const { path, format, template, ...options } = entry;
             instDatasets[target.name] = {
               name: target.name, path: resolve(resolved.dir, path), format,
-              ...(template !== undefined ? { template: typeof template === 'string' ? template : JSON.stringify(template) } : {}),
+              // A built-in template is named in `template`; a custom { context, continuation } stays in options.
+              ...(typeof template === 'string' ? { template } : {}),
               options: { ...options, ...(template !== undefined && typeof template !== 'string' ? { template } : {}) },
             };
           }

@@ -137,16 +137,10 @@ export function hiddenGroup(config: LlamaConfig, scored: LayerRange): PruningGro
 export function layerGroup(range: LayerRange): PruningGroup {
   const layerIds = rangeList(range);
   const roles: Array<[string, string]> = [
-    ['input_layernorm', 'model.layers.{layer}.input_layernorm.weight'],
-    ['q_proj', attn(0, 'q_proj').replace('.0.', '.{layer}.')],
-    ['k_proj', attn(0, 'k_proj').replace('.0.', '.{layer}.')],
-    ['v_proj', attn(0, 'v_proj').replace('.0.', '.{layer}.')],
-    ['o_proj', attn(0, 'o_proj').replace('.0.', '.{layer}.')],
-    ['post_attention_layernorm', 'model.layers.{layer}.post_attention_layernorm.weight'],
-    ['gate_proj', mlpName(0, 'gate_proj').replace('.0.', '.{layer}.')],
-    ['up_proj', mlpName(0, 'up_proj').replace('.0.', '.{layer}.')],
-    ['down_proj', mlpName(0, 'down_proj').replace('.0.', '.{layer}.')],
-  ];
+    ['input_layernorm', 'input_layernorm'], ['q_proj', 'self_attn.q_proj'], ['k_proj', 'self_attn.k_proj'],
+    ['v_proj', 'self_attn.v_proj'], ['o_proj', 'self_attn.o_proj'], ['post_attention_layernorm', 'post_attention_layernorm'],
+    ['gate_proj', 'mlp.gate_proj'], ['up_proj', 'mlp.up_proj'], ['down_proj', 'mlp.down_proj'],
+  ].map(([role, path]) => [role!, `model.layers.{layer}.${path}.weight`]);
   return {
     id: 'decoder_layers', kind: 'layer', units: layerIds.length, unitSize: 1, unit: 'layer', layerIds,
     members: roles.map(([role, param]) => ({ role, param, axis: null, channels: layerIds.length, repeat: 1 })),

@@ -6,6 +6,7 @@ import { parse } from 'yaml';
 import { LopperError } from '../errors/lopper-error.js';
 import type { Plan } from '../plan/types.js';
 import type { FileHasher } from './file-hash.js';
+import { cachedPlan } from './plan-cache.js';
 
 export interface PlanOptions { set?: string[]; backend?: string; hashFile: (path: string) => Promise<string> }
 export type PlanFunction = (recipePath: string, opts: PlanOptions) => Promise<Plan>;
@@ -42,9 +43,25 @@ export function storeDirFor(recipePath: string, override?: string): string {
   return resolve(recipeDir, '.lopper');
 }
 
-export async function planRecipe(recipePath: string, hasher: FileHasher, opts: { set?: string[]; backend?: string; planFn?: PlanFunction } = {}): Promise<Plan> {
-  const fn = opts.planFn ?? (await loadPlanner());
-  const plan = await fn(resolve(recipePath), { set: opts.set, backend: opts.backend, hashFile: hasher.hashFile });
-  await hasher.flush();
-  return plan;
+export interface PlanRecipeOptions {
+  set?: string[];
+  backend?: string;
+  planFn?: PlanFunction;
+  /** Reuse a stored plan when nothing it depends on changed (plan-cache.ts); default: on for the project's planner. */
+  planCache?: boolean;
+  /** Where the plan cache lives (default: the hasher's store). */
+  storeDir?: string;
+}
+
+export async function planRecipe(recipePath: string, hasher: FileHasher, opts: PlanRecipeOptions = {}): Promise<Plan> {
+  const abs = resolve(recipePath);
+  const compute = async () => {
+    const fn = opts.planFn ?? (await loadPlanner());
+    const plan = await fn(abs, { set: opts.set, backend: opts.backend, hashFile: hasher.hashFile });
+    await hasher.flush();
+    return plan;
+  };
+  if (!(opts.planCache ?? opts.planFn === undefined)) return compute();
+  const storeDir = opts.storeDir ?? storeDirFor(abs);
+  return (await cachedPlan(storeDir, abs, { set: opts.set, backend: opts.backend }, compute)).plan;
 }

@@ -11,6 +11,8 @@ import type { RunOptions, RunResult } from './types.js';
 export interface RunCallOptions extends RunOptions {
   /** Planner to use instead of the project's (tests, embedding). */
   planFn?: PlanFunction;
+  /** Reuse the stored plan when the recipe, lopper's code and every input file are unchanged (default: on with the project's planner). */
+  planCache?: boolean;
 }
 
 export function storeFor(plan: Plan, override?: string): Store {
@@ -19,8 +21,8 @@ export function storeFor(plan: Plan, override?: string): Store {
 
 export async function resolvePlan(planOrPath: Plan | string, opts: RunCallOptions): Promise<Plan> {
   if (typeof planOrPath !== 'string') return planOrPath;
-  const hasher = hasherFor(storeDirFor(planOrPath, opts.store));
-  return planRecipe(planOrPath, hasher, { set: opts.set, backend: opts.backend, planFn: opts.planFn });
+  const storeDir = storeDirFor(planOrPath, opts.store);
+  return planRecipe(planOrPath, hasherFor(storeDir), { set: opts.set, backend: opts.backend, planFn: opts.planFn, planCache: opts.planCache, storeDir });
 }
 
 /** One memoized hasher per store and process (watch mode and repeated runs share the memo). */

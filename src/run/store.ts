@@ -4,6 +4,7 @@
 //   <store>/locks/<key>.lock           held (pid inside) while one process computes that key
 //   <store>/runs/<run id>.json         run records (provenance)
 //   <store>/file-hashes.json           the file-hash memo (file-hash.ts)
+//   <store>/plans/<id>.json            the plan cache (plan-cache.ts)
 // The rename is the commit point: a directory under out/ is always complete, so nothing half-written is ever read.
 import { existsSync } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, stat, unlink, utimes, writeFile } from 'node:fs/promises';

@@ -119,7 +119,7 @@ export function watch(recipePath: string, opts: WatchOptions = {}): WatchHandle 
   async function replanAndRun(force: boolean): Promise<void> {
     let plan: Plan;
     try {
-      plan = await planRecipe(path, hasher, { set: opts.set, backend: opts.backend, planFn: opts.planFn });
+      plan = await planRecipe(path, hasher, { set: opts.set, backend: opts.backend, planFn: opts.planFn, planCache: opts.planCache, storeDir });
     } catch (e) {
       emit({ type: 'invalid', error: e, at: performance.now() });
       out.write(`${formatError(e)}\nlopper watch: keeping the last good results; fix the recipe and save again\n`);

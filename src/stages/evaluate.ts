@@ -134,7 +134,7 @@ async function run(ctx: StageContext) {
         hint: 'Add tokenizer.json to the model directory, or `tokenizer:` to the models entry for a llama2.c .bin.',
       });
     }
-    const model = LlamaModel.fromWeights(loaded.config, loaded.weights);
+    const model = LlamaModel.fromWeights(loaded.config, loaded.weights, { trainable: false });
     loaded.weights.clear();
     const entry: ModelMetrics = {
       params: countParameters(loaded.config),
@@ -176,7 +176,7 @@ async function run(ctx: StageContext) {
           }),
         );
         entry.zero_shot[task.name] = result.acc_norm === undefined ? { acc: result.acc } : { acc: result.acc, acc_norm: result.acc_norm };
-        (details.zero_shot as Record<string, unknown>)[task.name] = { questions: result.questions, prefix_mismatches: result.prefixMismatches };
+        (details.zero_shot as Record<string, unknown>)[task.name] = { questions: result.questions, prefix_mismatches: result.prefixMismatches, shared_context: result.sharedContext };
         ctx.log(
           `${ref}: ${task.name} acc ${result.acc.toFixed(4)}` +
             (result.acc_norm === undefined ? '' : ` acc_norm ${result.acc_norm.toFixed(4)}`) +

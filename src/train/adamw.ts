@@ -81,8 +81,8 @@ export class AdamW {
 
 /** torch.nn.utils.clip_grad_norm_: scales every gradient by min(1, maxNorm / (‖g‖₂ + 1e-6)) over all of them
  * together. Returns the new gradients (old ones disposed when scaled) and the norm before clipping. */
-export function clipGradNorm(grads: Map<string, tf.Tensor>, maxNorm: number): { grads: Map<string, tf.Tensor>; norm: number } {
-  const norm = globalNorm(grads);
+export async function clipGradNorm(grads: Map<string, tf.Tensor>, maxNorm: number): Promise<{ grads: Map<string, tf.Tensor>; norm: number }> {
+  const norm = await globalNorm(grads);
   const coef = maxNorm / (norm + 1e-6);
   if (coef >= 1) return { grads, norm };
   const out = new Map<string, tf.Tensor>();
@@ -90,10 +90,10 @@ export function clipGradNorm(grads: Map<string, tf.Tensor>, maxNorm: number): { 
   return { grads: out, norm };
 }
 
-export function globalNorm(grads: Map<string, tf.Tensor>): number {
-  return tf.tidy(() => {
-    let total: tf.Tensor = tf.scalar(0);
-    for (const g of grads.values()) total = tf.add(total, tf.sum(tf.square(g)));
-    return Math.sqrt(total.dataSync()[0]!);
-  });
+export async function globalNorm(grads: Map<string, tf.Tensor>): Promise<number> {
+  // A chain of adds, not addN: WebGPU's AddN binds every input at once and fails past the per-stage binding limit.
+  const total = tf.tidy(() => [...grads.values()].reduce<tf.Tensor>((acc, g) => tf.add(acc, tf.sum(tf.square(g))), tf.scalar(0)));
+  const sum = (await total.data())[0]!;
+  total.dispose();
+  return Math.sqrt(sum);
 }

@@ -78,13 +78,15 @@ export function stepIndices(step: number, batchSize: number, n: number, seed: nu
 }
 
 /** Token-weighted mean loss over `examples` (no dropout). */
-export function evaluateLoss(task: TrainTask, examples: readonly TrainExample[], microBatchSize: number, padId: number): number {
+export async function evaluateLoss(task: TrainTask, examples: readonly TrainExample[], microBatchSize: number, padId: number): Promise<number> {
   let sum = 0;
   let count = 0;
   for (let i = 0; i < examples.length; i += microBatchSize) {
     const batch = collate(examples.slice(i, i + microBatchSize), padId);
     if (batch.targetCount === 0) continue;
-    const loss = tf.tidy(() => task.loss(batch, null).dataSync()[0]!);
+    const lossTensor = task.loss(batch, null);
+    const loss = (await lossTensor.data())[0]!; // data(), not dataSync(): WebGPU in Node cannot read back synchronously
+    lossTensor.dispose();
     sum += loss * batch.targetCount;
     count += batch.targetCount;
   }
@@ -149,7 +151,7 @@ export async function train(
   };
   const validate = async (step: number): Promise<void> => {
     if (valSet.length === 0) return;
-    const valLoss = evaluateLoss(task, valSet, micro, config.padId);
+    const valLoss = await evaluateLoss(task, valSet, micro, config.padId);
     const record: TrainRecord = { step, val_loss: valLoss };
     log.push(record);
     hooks.onRecord?.(record, config.totalSteps);
@@ -190,7 +192,7 @@ export async function train(
         }
       }
       let gradNorm: number | undefined;
-      if (config.gradClip !== undefined) ({ grads, norm: gradNorm } = clipGradNorm(grads, config.gradClip));
+      if (config.gradClip !== undefined) ({ grads, norm: gradNorm } = await clipGradNorm(grads, config.gradClip));
       const lr = learningRate(config.schedule, step);
       optimizer.step(grads, lr);
       for (const g of grads.values()) g.dispose();

@@ -21,8 +21,18 @@ export class BigramModel implements LogProbModel {
   calls = 0;
   shapes: number[][] = [];
   private readonly table: tf.Tensor2D;
-  constructor(readonly vocab: number, readonly logTable: Float64Array) {
+  /** Present only when constructed with `withLogits`: logits[b, t] = log p(· | ids[b, t]). */
+  logits?: (ids: tf.Tensor2D) => tf.Tensor3D;
+  logitCalls: number[][] = [];
+  constructor(readonly vocab: number, readonly logTable: Float64Array, withLogits = false) {
     this.table = tf.tensor2d(Float32Array.from(logTable), [vocab, vocab]);
+    if (withLogits) {
+      this.logits = (ids) => {
+        this.logitCalls.push(ids.shape);
+        const [b, t] = ids.shape;
+        return tf.tidy(() => tf.reshape(tf.gather(this.table, tf.reshape(ids, [-1])), [b, t, this.vocab]) as tf.Tensor3D);
+      };
+    }
   }
   tokenLogProbs(ids: tf.Tensor2D): tf.Tensor2D {
     this.calls++;

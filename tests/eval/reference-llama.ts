@@ -6,10 +6,11 @@ import { join } from 'node:path';
 
 interface RefConfig {
   hidden: number;
-  inter: number;
   layers: number;
-  heads: number;
-  kvHeads: number;
+  /** Per layer (pruned models carry *_per_layer lists in config.json, DESIGN.md). */
+  inter: number[];
+  heads: number[];
+  kvHeads: number[];
   headDim: number;
   vocab: number;
   eps: number;
@@ -46,9 +47,13 @@ export class ReferenceLlama {
 
   constructor(dir: string) {
     const c = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
+    const perLayer = (list: number[] | undefined, value: number): number[] => list ?? Array<number>(c.num_hidden_layers).fill(value);
     this.cfg = {
-      hidden: c.hidden_size, inter: c.intermediate_size, layers: c.num_hidden_layers, heads: c.num_attention_heads,
-      kvHeads: c.num_key_value_heads ?? c.num_attention_heads, headDim: c.head_dim ?? c.hidden_size / c.num_attention_heads,
+      hidden: c.hidden_size, layers: c.num_hidden_layers,
+      inter: perLayer(c.intermediate_size_per_layer, c.intermediate_size),
+      heads: perLayer(c.num_attention_heads_per_layer, c.num_attention_heads),
+      kvHeads: perLayer(c.num_key_value_heads_per_layer, c.num_key_value_heads ?? c.num_attention_heads),
+      headDim: c.head_dim ?? c.hidden_size / c.num_attention_heads,
       vocab: c.vocab_size, eps: c.rms_norm_eps, theta: c.rope_theta ?? 10000, tied: c.tie_word_embeddings ?? false,
     };
     for (const [name, t] of readSafetensorsPlain(join(dir, 'model.safetensors'))) {
@@ -110,13 +115,14 @@ export class ReferenceLlama {
 
   /** Log-probabilities [T-1] of ids[t+1] given ids[..t]. */
   tokenLogProbs(ids: ArrayLike<number>): Float64Array {
-    const { hidden: H, inter: I, heads: nh, kvHeads: nkv, headDim: d, vocab: V } = this.cfg;
+    const { hidden: H, headDim: d, vocab: V } = this.cfg;
     const T = ids.length;
     const emb = this.get('model.embed_tokens.weight');
     let x = new Float64Array(T * H);
     for (let t = 0; t < T; t++) x.set(emb.subarray(ids[t]! * H, (ids[t]! + 1) * H), t * H);
     for (let l = 0; l < this.cfg.layers; l++) {
       const p = `model.layers.${l}`;
+      const nh = this.cfg.heads[l]!, nkv = this.cfg.kvHeads[l]!, I = this.cfg.inter[l]!;
       const h = this.rmsNorm(x, T, this.get(`${p}.input_layernorm.weight`));
       const q = this.linear(h, T, H, this.get(`${p}.self_attn.q_proj.weight`), nh * d);
       const k = this.linear(h, T, H, this.get(`${p}.self_attn.k_proj.weight`), nkv * d);

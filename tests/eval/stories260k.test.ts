@@ -153,3 +153,31 @@ test('zero-shot on stories260K: same acc/acc_norm at every batch size, scores ma
     model.dispose();
   }
 });
+
+test('one-token choices on stories260K: the shared-context pass gives the float64 reference scores', { skip: missing && `missing ${missing}` }, async () => {
+  const { loaded } = await setup();
+  await initBackend('wasm');
+  const tok = loaded.tokenizer!;
+  const model = LlamaModel.fromWeights(loaded.config, loaded.weights);
+  const ref = new ReferenceLlama(MODEL);
+  const template = resolveTemplate({ context: '{question}', continuation: ' {choice}' });
+  const records = [
+    { question: 'Once upon a time, there was', choices: ['a', 'the', 'he', 'it'], label: 0, line: 1 },
+    { question: 'Lily and Tom went', choices: ['to', 'on', 'in'], label: 0, line: 2 },
+    { question: 'The dog was very happy', choices: ['and', 'was', 'she'], label: 0, line: 3 },
+  ];
+  try {
+    const r = await zeroShot(model, tok, records, template, { batchSize: 2, maxLength: loaded.config.maxPositionEmbeddings });
+    assert.equal(r.sharedContext, records.length);
+    records.forEach((rec, q) => {
+      template.requests(rec).forEach((req, k) => {
+        const e = encodeRequest(tok, req);
+        assert.equal(e.length, 1);
+        const expected = ref.tokenLogProbs(e.ids)[e.start - 1]!;
+        assert.ok(Math.abs(r.scores[q]![k]! - expected) < 1e-4, `q${q} ${req.continuation}: ${r.scores[q]![k]} vs ${expected}`);
+      });
+    });
+  } finally {
+    model.dispose();
+  }
+});

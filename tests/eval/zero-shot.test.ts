@@ -142,6 +142,36 @@ test('every batch carries whole questions, right-padded to its longest sequence'
   model.dispose();
 });
 
+test('one-token choices after one context are scored from a single context pass when the model has logits', async () => {
+  const tok = charTokenizer(32);
+  const table = bigramTable(32, 11);
+  const template = resolveTemplate({ context: 'Q {question}:', continuation: '{choice}' });
+  const recs: MultipleChoiceRecord[] = [
+    { question: 'abc', choices: ['x', 'y', 'z'], label: 1, line: 1 },
+    { question: 'de', choices: ['p', 'qq'], label: 0, line: 2 }, // two tokens: one row per choice
+    { question: 'fghij', choices: ['k', 'l'], label: 1, line: 3 },
+    { question: 'm', choices: ['n', 'o', 'r', 's'], label: 3, line: 4 },
+  ];
+  const plain = new BigramModel(32, table);
+  const reusing = new BigramModel(32, table, true);
+  const expected = recs.map((r) => template.requests(r).map((q) => expectedScore(plain, tok, q.context, q.continuation)));
+  const a = await zeroShot(plain, tok, recs, template, { batchSize: 2 });
+  for (const batchSize of [1, 2, 16]) {
+    reusing.shapes = [];
+    reusing.logitCalls = [];
+    const b = await zeroShot(reusing, tok, recs, template, { batchSize });
+    assert.equal(b.sharedContext, 3);
+    assert.deepEqual([b.acc, b.acc_norm], [a.acc, a.acc_norm]);
+    b.scores.forEach((s, q) => s.forEach((v, k) => assert.ok(Math.abs(v - expected[q]![k]!) < 1e-4, `q${q} c${k}: ${v} vs ${expected[q]![k]}`)));
+    // Shared questions: one row each (the context without the choice); the two-token question: one row per choice.
+    assert.equal(reusing.logitCalls.reduce((n, s) => n + s[0]!, 0), 3);
+    assert.deepEqual(reusing.shapes.map((s) => s[0]), [2]);
+  }
+  assert.equal(a.sharedContext, 0);
+  plain.dispose();
+  reusing.dispose();
+});
+
 test('winogrande reports acc only; an empty task is an error', async () => {
   const tok = charTokenizer(32);
   const model = new BigramModel(32, bigramTable(32, 5));

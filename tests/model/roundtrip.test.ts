@@ -190,3 +190,58 @@ test('initWeights is seeded and shaped by the config; biases and untied heads ar
     model.dispose();
   }
 });
+
+test('sharded checkpoints (model.safetensors.index.json) with bf16/f16 shards load, converted exactly', async (t) => {
+  if (!haveShared(t, 'hf')) return;
+  const { writeFile, copyFile } = await import('node:fs/promises');
+  const base = await loadModel(paths.hf);
+  const dir = await tempDir();
+  try {
+    const names = [...base.weights.keys()];
+    const half = Math.ceil(names.length / 2);
+    const shards = [names.slice(0, half), names.slice(half)];
+    const weightMap: Record<string, string> = {};
+    const expected = new Map<string, Float32Array>();
+    for (let s = 0; s < 2; s++) {
+      const file = `model-0000${s + 1}-of-00002.safetensors`;
+      const header: Record<string, unknown> = {};
+      const chunks: Uint8Array[] = [];
+      let off = 0;
+      for (const name of shards[s]!) {
+        const w = base.weights.get(name)!;
+        // Shard 1 in bf16 (truncate the low 16 bits), shard 2 in f32.
+        let bytes: Uint8Array;
+        if (s === 0) {
+          const u = new Uint32Array(w.data.buffer, w.data.byteOffset, w.data.length);
+          const bf = new Uint16Array(u.length);
+          const back = new Uint32Array(u.length);
+          for (let i = 0; i < u.length; i++) { bf[i] = u[i]! >>> 16; back[i] = (u[i]! >>> 16) << 16; }
+          expected.set(name, new Float32Array(back.buffer));
+          bytes = new Uint8Array(bf.buffer);
+        } else {
+          expected.set(name, w.data);
+          bytes = new Uint8Array(w.data.buffer.slice(w.data.byteOffset, w.data.byteOffset + w.data.byteLength));
+        }
+        header[name] = { dtype: s === 0 ? 'BF16' : 'F32', shape: w.shape, data_offsets: [off, off + bytes.length] };
+        off += bytes.length;
+        chunks.push(bytes);
+        weightMap[name] = file;
+      }
+      const h = new TextEncoder().encode(JSON.stringify(header));
+      const out = new Uint8Array(8 + h.length + off);
+      new DataView(out.buffer).setBigUint64(0, BigInt(h.length), true);
+      out.set(h, 8);
+      let p = 8 + h.length;
+      for (const c of chunks) { out.set(c, p); p += c.length; }
+      await writeFile(join(dir, file), out);
+    }
+    await writeFile(join(dir, 'model.safetensors.index.json'), JSON.stringify({ metadata: {}, weight_map: weightMap }));
+    await copyFile(join(paths.hf, 'config.json'), join(dir, 'config.json'));
+    const loaded = await loadModel(dir);
+    assert.equal(loaded.tokenizer, null);
+    assert.deepEqual([...loaded.weights.keys()], names);
+    for (const [name, e] of expected) assert.ok(bitsEqual(loaded.weights.get(name)!.data, e), name);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});

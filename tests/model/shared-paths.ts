@@ -4,7 +4,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { TestContext } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
-import '@tensorflow/tfjs-backend-cpu';
+import { initBackend } from '../../src/backend/index.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 export const shared = resolve(root, '../shared');
@@ -30,7 +30,7 @@ export function haveShared(t: TestContext, ...need: (keyof typeof paths)[]): boo
 }
 
 export async function useCpu(): Promise<void> {
-  if (tf.getBackend() !== 'cpu') await tf.setBackend('cpu');
+  if (tf.getBackend() !== 'cpu') await initBackend('cpu');
 }
 
 export function ids2d(data: Int32Array | Float32Array, shape: number[]): tf.Tensor2D {

@@ -110,7 +110,7 @@ test('pruned model loads back; parameter counts match; pruning it again works', 
   const plan = readJson(join(out, 'plan.json'));
   const m = await loadModel(join(out, 'model'));
   assert.equal(plan.params_before, 260032);
-  // 3 layers × (2 KV groups' worth of q/k/v/o: 64·(2·8·2·2 ... ) computed independently below.
+  // Each pruned layer goes from 8/4/172 to 6/3/129 (heads / KV heads / MLP channels); hidden 64, head_dim 8.
   const h = 64, d = 8;
   const layerParams = (H: number, KV: number, I: number) => 2 * h * H * d + 2 * h * KV * d + 3 * h * I + 2 * h;
   assert.equal(plan.params_after, 260032 - 3 * (layerParams(8, 4, 172) - layerParams(6, 3, 129)));

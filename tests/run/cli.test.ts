@@ -2,7 +2,7 @@
 // cached rerun, explain, show, cache ls, and Ctrl-C during the score stage.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -15,6 +15,7 @@ const shared = resolve(root, '..', 'shared');
 
 async function copyExample(): Promise<{ dir: string; recipe: string }> {
   const dir = await mkdtemp(join(tmpdir(), 'lopper-cli-'));
+  process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
   const text = (await readFile(example, 'utf8')).replace(/path: (\.\.\/[^\s,}]+)/g, (_m, p: string) => `path: ${resolve(dirname(example), p)}`);
   const recipe = join(dir, 'recipe.yaml');
   await writeFile(recipe, text);

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,8 +14,9 @@ import { workdir } from './fixtures/workdir.js';
 
 const base = { planFn: fakePlan, stages: fakeStages, initBackend: fakeBackend };
 
-test('file hashes are memoized by (path, size, mtime, inode) and recomputed when any of them changes', async () => {
+test('file hashes are memoized by (path, size, mtime, inode) and recomputed when any of them changes', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'lopper-hash-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
   const f = join(dir, 'big.bin');
   await writeFile(f, Buffer.alloc(1 << 20, 7));
   const past = new Date(Date.now() - 60_000);
@@ -51,8 +52,9 @@ test('file hashes are memoized by (path, size, mtime, inode) and recomputed when
   assert.notEqual(await h2.hashFile(join(dir, 'm')), d1);
 });
 
-test('stale temp dirs and locks of dead processes are cleaned; live ones are kept', async () => {
+test('stale temp dirs and locks of dead processes are cleaned; live ones are kept', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'lopper-store-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
   const store = new Store(dir);
   const dead = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))']).stdout.toString();
   await mkdir(join(dir, 'tmp', `abc.${dead}.xyz`, 'model'), { recursive: true });

@@ -28,7 +28,7 @@ test('AdamW + clip_grad_norm_ + linear warm-up follow torch step for step', asyn
     const s = a.steps[step];
     const lr = learningRate({ kind: 'linear', lr: a.lr, warmupSteps: a.warmup, totalSteps: a.total }, step);
     assert.ok(Math.abs(lr - s.lr) < 1e-12, `lr at step ${step}`);
-    const { grads, norm } = clipGradNorm(new Map([['w', tf.tensor2d(s.grad)]]), a.clip);
+    const { grads, norm } = await clipGradNorm(new Map([['w', tf.tensor2d(s.grad)]]), a.clip);
     assert.ok(Math.abs(norm - s.norm) < 1e-5 * s.norm, `norm at step ${step}: ${norm} vs ${s.norm}`);
     opt.step(grads, lr);
     for (const g of grads.values()) g.dispose();

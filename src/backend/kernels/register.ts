@@ -283,7 +283,7 @@ export function float32MatMulTensors(a: tf.Tensor, b: tf.Tensor, transposeA = fa
 
 /** Checks the kernel against tfjs's float32 matmul: transposes, ragged edges, unaligned rows, broadcast batches. */
 async function selfTest(): Promise<SelfTestCase[]> {
-  const cases: Array<{ a: number[]; b: number[]; ta: boolean; tb: boolean }> = process.env.TCDBG ? JSON.parse(process.env.TCDBG) : [
+  const cases: Array<{ a: number[]; b: number[]; ta: boolean; tb: boolean }> = [
     { a: [256, 256], b: [256, 256], ta: false, tb: false },
     { a: [200, 136], b: [136, 72], ta: false, tb: false },
     { a: [136, 200], b: [136, 72], ta: true, tb: false },
@@ -296,7 +296,7 @@ async function selfTest(): Promise<SelfTestCase[]> {
   let seed = 7;
   for (const c of cases) {
     const [a, b] = [tf.randomUniform(c.a, -1, 1, 'float32', seed++), tf.randomUniform(c.b, -1, 1, 'float32', seed++)];
-    console.log("case", c); const t0 = Date.now(); const got = tensorCoreMatMulTensors(a, b, c.ta, c.tb); await got?.data(); console.log("done", Date.now() - t0);
+    const got = tensorCoreMatMulTensors(a, b, c.ta, c.tb);
     if (!got) throw new Error(`shape ${c.a}×${c.b} not covered`);
     const want = float32MatMulTensors(a, b, c.ta, c.tb);
     const err = relativeError(await got.data() as Float32Array, await want.data() as Float32Array);
