@@ -112,6 +112,26 @@ export async function initWebGpu(opts: WebGpuInitOptions = {}): Promise<WebGpuIn
   return state.info;
 }
 
+/**
+ * Removes the 'webgpu' tfjs backend and destroys the device so that the process can exit (dawn.node keeps Node alive
+ * while its GPU object is referenced). A later initWebGpu() creates a new device.
+ */
+export async function disposeWebGpu(): Promise<void> {
+  if (!state) return;
+  const { device } = state;
+  state = null;
+  if (tf.findBackend('webgpu') !== null || tf.findBackendFactory('webgpu') !== null) tf.removeBackend('webgpu');
+  device.destroy();
+  const nav = (globalThis as { navigator?: Record<string, unknown> }).navigator;
+  if (nav && 'gpu' in nav) {
+    try {
+      delete nav.gpu;
+    } catch {
+      // a non-configurable navigator.gpu stays; the device is destroyed anyway
+    }
+  }
+}
+
 /** True once initWebGpu() has succeeded in this process. */
 export function webGpuReady(): boolean {
   return state !== null;

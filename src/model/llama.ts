@@ -113,8 +113,7 @@ export class LlamaModel {
   }
 
   private rmsNorm(x: tf.Tensor, weight: string): tf.Tensor {
-    const variance = tf.mean(tf.square(x), -1, true);
-    return tf.mul(tf.mul(x, tf.rsqrt(tf.add(variance, this.config.rmsNormEps))), this.p(weight));
+    return rmsNorm(x as tf.Tensor2D, this.p(weight) as tf.Tensor1D, this.config.rmsNormEps);
   }
 
   /**
@@ -171,7 +170,7 @@ export class LlamaModel {
     }
     const gate = this.linear(`${p}.gate_proj`, x, bias, opts);
     const up = this.linear(`${p}.up_proj`, x, bias, opts);
-    const act = tf.mul(tf.mul(gate, tf.sigmoid(gate)), up); // SiLU(gate) · up
+    const act = swiglu(gate as tf.Tensor2D, up as tf.Tensor2D);
     return this.linear(`${p}.down_proj`, act, bias, opts) as tf.Tensor2D;
   }
 
@@ -287,6 +286,52 @@ export class LlamaModel {
     this.params.clear();
   }
 }
+
+const customGrad = <F>(f: F) => tf.customGrad(f as unknown as Parameters<typeof tf.customGrad>[0]) as unknown;
+
+const rmsNormFns = new Map<number, (x: tf.Tensor2D, w: tf.Tensor1D) => tf.Tensor2D>();
+
+/**
+ * RMSNorm x·rsqrt(mean(x²) + eps)·w (HF LlamaRMSNorm, float32) with a closed-form gradient (fewer taped ops):
+ * with g = dy·w and r = rsqrt(mean(x²) + eps): dx = r·g − x·r³·mean(g·x), dw = Σ_rows dy·x·r.
+ */
+function rmsNorm(x: tf.Tensor2D, w: tf.Tensor1D, eps: number): tf.Tensor2D {
+  let f = rmsNormFns.get(eps);
+  if (!f) {
+    f = customGrad((xx: tf.Tensor, ww: tf.Tensor, save: tf.GradSaveFunc) => {
+      const r = tf.rsqrt(tf.add(tf.mean(tf.square(xx), -1, true), eps));
+      save([xx, ww, r]);
+      return {
+        value: tf.mul(tf.mul(xx, r), ww),
+        gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+          const [sx, sw, sr] = saved as [tf.Tensor, tf.Tensor, tf.Tensor];
+          const g = tf.mul(dy, sw);
+          const dx = tf.sub(tf.mul(g, sr), tf.mul(tf.mul(sx, tf.mul(tf.square(sr), sr)), tf.mean(tf.mul(g, sx), -1, true)));
+          const dw = tf.sum(tf.mul(dy, tf.mul(sx, sr)), 0);
+          return [dx, dw];
+        },
+      };
+    }) as (x: tf.Tensor2D, w: tf.Tensor1D) => tf.Tensor2D;
+    rmsNormFns.set(eps, f);
+  }
+  return f(x, w);
+}
+
+/** SwiGLU silu(g)·u = g·σ(g)·u with gradients du = dy·g·σ(g), dg = dy·u·σ(g)·(1 + g·(1 − σ(g))). */
+const swiglu = customGrad((g: tf.Tensor, u: tf.Tensor, save: tf.GradSaveFunc) => {
+  const sg = tf.sigmoid(g);
+  const silu = tf.mul(g, sg);
+  save([g, u, sg, silu]);
+  return {
+    value: tf.mul(silu, u),
+    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+      const [sg0, su, ss, ssilu] = saved as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor];
+      const du = tf.mul(dy, ssilu);
+      const dg = tf.mul(tf.mul(dy, su), tf.mul(ss, tf.add(1, tf.mul(sg0, tf.sub(1, ss)))));
+      return [dg, du];
+    },
+  };
+}) as (g: tf.Tensor2D, u: tf.Tensor2D) => tf.Tensor2D;
 
 /**
  * log_softmax(logits)[target] = Σ logits·onehot − logsumexp(logits), rows [n, V] → [n], with the closed-form

@@ -1,34 +1,13 @@
-// Canonical JSON and sha256 helpers: one stable byte string per value, so equal inputs give equal keys.
+// sha256 helpers for files and directory trees (canonical JSON and stage keys are the planner's: src/plan/keys.ts).
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 
-/** JSON with object keys sorted at every level; `undefined` members dropped, as JSON.stringify does. */
-export function canonicalJson(value: unknown): string {
-  return JSON.stringify(sortKeys(value));
-}
-
-function sortKeys(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map((v) => (v === undefined ? null : sortKeys(v)));
-  if (value !== null && typeof value === 'object') {
-    const out: Record<string, unknown> = {};
-    for (const k of Object.keys(value as object).sort()) {
-      const v = (value as Record<string, unknown>)[k];
-      if (v !== undefined) out[k] = sortKeys(v);
-    }
-    return out;
-  }
-  return value;
-}
+export { canonicalJson } from '../plan/keys.js';
 
 export function sha256Hex(data: string | Uint8Array): string {
   return createHash('sha256').update(data).digest('hex');
-}
-
-/** Cache key of a stage: sha256 of the canonical JSON of its key inputs (DESIGN.md "Runner semantics"). */
-export function stageKey(keyInputs: Record<string, unknown>): string {
-  return sha256Hex(canonicalJson(keyInputs));
 }
 
 export async function hashFileContents(path: string): Promise<string> {

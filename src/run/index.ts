@@ -5,7 +5,6 @@ export { explainStages, type StageExplanation } from './plan-report.js';
 export { watch, type WatchOptions, type WatchHandle } from './watch.js';
 export { Store, type StageMeta, type StoreEntry } from './store.js';
 export { createFileHasher, type FileHasher } from './file-hash.js';
-export { stageKey, canonicalJson } from './digest.js';
 export { storeDirFor, loadPlanner, type PlanFunction } from './planner.js';
 export { listRuns, findRun, lockfilePath, type RunRecord } from './provenance.js';
 export { compareRuns, type RunComparison } from './compare.js';

@@ -34,14 +34,15 @@ function hasherFor(storeDir: string): FileHasher {
 }
 
 /** Starts a run and returns its Execution (watch mode keeps the handle to cancel stages). */
-export function startRun(plan: Plan, opts: RunOptions, store = storeFor(plan, opts.store)): { execution: Execution; done: Promise<RunResult> } {
+export function startRun(plan: Plan, opts: RunOptions & { gitAfterRun?: boolean }, store = storeFor(plan, opts.store)): { execution: Execution; done: Promise<RunResult> } {
   const startedAt = new Date();
-  const git = opts.dryRun || opts.record === false ? undefined : gitInfo(plan.recipeDir);
+  // Spawning git blocks the event loop for a moment: watch mode asks for it after the run, so a rerun starts sooner.
+  const git = opts.dryRun || opts.record === false || opts.gitAfterRun ? undefined : gitInfo(plan.recipeDir);
   const execution = new Execution(plan, store, opts);
   const done = execution.result.then(async (result) => {
     if (opts.dryRun) return result;
     if (opts.record !== false) {
-      const record = await buildRunRecord(result, store, { startedAt, git: await git!, set: opts.set, command: opts.command });
+      const record = await buildRunRecord(result, store, { startedAt, git: await (git ?? gitInfo(plan.recipeDir)), set: opts.set, command: opts.command });
       result.recordPath = await writeRunRecord(store, record);
     }
     if (opts.lockfile !== false && result.status === 'ok') {

@@ -26,7 +26,7 @@ export type WatchEvent =
   | { type: 'run-end'; result: RunResult; at: number };
 
 export interface WatchOptions extends RunCallOptions {
-  /** Quiet period after the last file event before replanning (default 50 ms). */
+  /** Quiet period after the last file event before replanning (default 30 ms). */
   debounceMs?: number;
   onEvent?: (e: WatchEvent) => void;
   /** Read r/f/q from stdin (default: when stdin is a TTY). */
@@ -53,7 +53,7 @@ export function watch(recipePath: string, opts: WatchOptions = {}): WatchHandle 
   const storeDir = storeDirFor(path, opts.store);
   const store = new Store(storeDir);
   const hasher = createFileHasher(storeDir);
-  const debounceMs = opts.debounceMs ?? 50;
+  const debounceMs = opts.debounceMs ?? 30;
 
   let current: { execution: Execution; done: Promise<RunResult>; plan: Plan } | undefined;
   let last: RunResult | undefined;
@@ -143,7 +143,7 @@ export function watch(recipePath: string, opts: WatchOptions = {}): WatchHandle 
       current.execution.stopScheduling();
     }
     let runId = '';
-    const started = startRun(plan, { ...opts, force: forceIds ?? false, reporter: reporterFor(() => runId), command: `lopper watch ${recipePath}` }, store);
+    const started = startRun(plan, { ...opts, force: forceIds ?? false, reporter: reporterFor(() => runId), command: `lopper watch ${recipePath}`, gitAfterRun: true }, store);
     runId = started.execution.runId;
     emit({ type: 'run-start', runId, at: performance.now() });
     const entry = { ...started, plan };

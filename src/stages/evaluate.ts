@@ -3,6 +3,7 @@
 import { writeFile } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
 import { LopperError, StageCancelled } from '../errors/lopper-error.js';
 import { loadModel } from '../model/index.js';
 import { LlamaModel } from '../model/llama.js';
@@ -98,7 +99,7 @@ function tokenizerKey(tokenizer: Tokenizer): string {
 }
 
 function cancelled(ctx: StageContext, e: unknown): unknown {
-  return ctx.signal.aborted && (e as Error)?.name === 'AbortError' ? new StageCancelled(ctx.id) : e;
+  return ctx.signal.aborted ? new StageCancelled(ctx.id) : e;
 }
 
 async function loadTasks(ctx: StageContext, params: EvaluateParams): Promise<Task[]> {
@@ -113,6 +114,15 @@ async function loadTasks(ctx: StageContext, params: EvaluateParams): Promise<Tas
     const templateSpec = (spec.template ?? spec.options.template) as TemplateSpec | undefined;
     const template = resolveTemplate(templateSpec);
     const records = await readMultipleChoice(spec.path, limit);
+    // Render every record now, so a record the template cannot use fails before any model is loaded.
+    for (const record of records) {
+      try {
+        template.requests(record);
+      } catch (e) {
+        if (!(e instanceof LopperError)) throw e;
+        throw new LopperError(e.code, `${spec.path}:${record.line}: ${e.message}`, { location: { file: spec.path, line: record.line }, hint: e.hint });
+      }
+    }
     tasks.push({ name: dataset, spec, template, templateName: typeof templateSpec === 'string' ? templateSpec : template.name, records });
   }
   return tasks;
@@ -207,6 +217,8 @@ async function run(ctx: StageContext) {
     zero_shot: params.zero_shot ?? null,
     speed: params.speed,
     macs_seq_len: params.macs_seq_len,
+    // tokens_per_second was measured on this tfjs backend.
+    backend: tf.getBackend(),
   };
   await writeFile(join(ctx.outDir, 'metrics.json'), JSON.stringify(metrics, null, 2) + '\n');
   for (const line of formatTable(metrics).split('\n')) ctx.log(line);

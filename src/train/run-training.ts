@@ -53,7 +53,7 @@ export async function runTraining(
         ctx.progress.tick();
         ctx.progress.note(`loss ${record.loss.toFixed(3)} lr ${record.lr.toExponential(2)} ${record.tokens_per_second} tok/s`);
       } else {
-        ctx.progress.note(`loss ${lastLoss.toFixed(3)} val ${record.val_loss.toFixed(3)}`);
+        ctx.progress.note(`${Number.isNaN(lastLoss) ? '' : `loss ${lastLoss.toFixed(3)} `}val ${record.val_loss.toFixed(3)}`);
       }
     },
   });

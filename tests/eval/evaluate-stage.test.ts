@@ -115,4 +115,13 @@ test('zero-shot tasks must be multiple-choice datasets; a user template with an 
     { base: MODEL },
   );
   await assert.rejects(stage.run(tpl.ctx), (e: unknown) => e instanceof LopperError && e.code === 'LP5004');
+  const wino = join(outDir, 'wino.jsonl');
+  await writeFile(wino, '{"question": "a _ b", "choices": ["x", "y"], "label": 0}\n{"question": "no blank", "choices": ["x", "y"], "label": 1}\n');
+  const blank = context(
+    { models: ['base'], zero_shot: { tasks: [{ dataset: 'w' }] } },
+    outDir,
+    { w: { name: 'w', path: wino, format: 'multiple-choice', template: 'winogrande', options: {} } },
+    { base: '/nonexistent-model-is-never-loaded' },
+  );
+  await assert.rejects(stage.run(blank.ctx), (e: unknown) => e instanceof LopperError && e.code === 'LP5005' && e.location?.file === wino && e.location.line === 2);
 });

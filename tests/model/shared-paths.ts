@@ -7,7 +7,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../../src/backend/index.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-export const shared = resolve(root, '../shared');
+// LOPPER_SHARED points elsewhere when ../shared is not beside the checkout (e.g. on the GPU machine).
+export const shared = process.env.LOPPER_SHARED ? resolve(process.env.LOPPER_SHARED) : resolve(root, '../shared');
 export const paths = {
   hf: join(shared, 'models/stories260K-hf'),
   llama2c: join(shared, 'models/stories260K-llama2c/stories260K.bin'),

@@ -29,7 +29,7 @@ export const watchCommandSpec: CliCommand = {
       .description('watch the recipe and the files it reads; replan and rerun only invalidated stages on change')
       .argument('<file>', 'recipe file')
       .option('--store <dir>', 'store directory')
-      .option('--debounce <ms>', 'quiet period before replanning (default 50)')
+      .option('--debounce <ms>', 'quiet period before replanning (default 30)')
       .action(action(async (file: string, o: WatchOptions) => watchCommand(file, o)));
   },
 };
