@@ -235,6 +235,7 @@ async function stabilityLoop(model: LlamaModel, steps: number): Promise<Record<s
     if (s === 1 || s % Math.max(1, Math.floor(steps / 10)) === 0) {
       const m = memory();
       samples.push({ step: s, loss: Number(loss.toFixed(5)), numTensors: m.numTensors, liveBytes: m.live, pooledBytes: m.pooled, rssBytes: process.memoryUsage().rss });
+      console.log(`stability ${JSON.stringify(samples[samples.length - 1])} ${((performance.now() - t0) / 1000).toFixed(1)} s`);
       await assertNoDeviceError(`stability step ${s}`);
     }
   }

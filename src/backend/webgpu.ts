@@ -95,7 +95,9 @@ let currentStage: string | null = null;
  * Calling it again returns the first result (one device per process; Dawn toggles are fixed at creation).
  */
 export async function initWebGpu(opts: WebGpuInitOptions = {}): Promise<WebGpuInfo> {
-  const precision = opts.precision ?? 'float32';
+  // LOPPER_PRECISION fills in for callers that do not pass runtime.precision through (float32 otherwise).
+  const fromEnv = process.env.LOPPER_PRECISION;
+  const precision: Precision = opts.precision ?? (fromEnv === 'mixed' || fromEnv === 'float32' ? fromEnv : 'float32');
   if (state) {
     if (state.info.precision !== precision) {
       state.info.notes.push(`initWebGpu called again with precision ${precision}; keeping ${state.info.precision}`);
@@ -218,6 +220,7 @@ async function createState(precision: Precision, extraToggles: string[]): Promis
     WebGPUBackend: new (device: GPUDevice, adapterInfo?: GPUAdapterInfo) => tf.KernelBackend;
   };
   const backend = new WebGPUBackend(device, adapter.info);
+  guardReads(backend);
   if (tf.findBackendFactory('webgpu') !== null || tf.findBackend('webgpu') !== null) tf.removeBackend('webgpu');
   tf.registerBackend('webgpu', () => backend, 3);
   if (!(await tf.setBackend('webgpu'))) {
@@ -246,6 +249,21 @@ async function createState(precision: Precision, extraToggles: string[]): Promis
     if (!info.mixed.tensorCores) notes.push(`precision mixed falls back to float32 kernels: ${info.mixed.reason}`);
   }
   return { info, device, gpu };
+}
+
+/**
+ * Every number that reaches the host goes through the backend's read(): refuse to hand out values once the device
+ * has reported an error, so that no stage can report numbers computed after one (even one that never calls
+ * assertNoDeviceError).
+ */
+function guardReads(backend: tf.KernelBackend): void {
+  const b = backend as unknown as { read(dataId: object): Promise<unknown> };
+  const read = b.read.bind(backend);
+  b.read = async (dataId: object) => {
+    const values = await read(dataId);
+    if (errors.length > 0) throwIfErrors(currentStage ?? 'in progress', errors);
+    return values;
+  };
 }
 
 function installGlobals(globals: object): void {

@@ -97,6 +97,8 @@ export function readHfConfig(json: unknown, file = 'config.json'): LlamaConfig {
   if (typeof theta !== 'number' || !(theta > 0)) bad(file, `"rope_theta" must be a positive number`);
   const extra: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(c)) if (!KNOWN_FIELDS.has(k)) extra[k] = v;
+  // A list of EOS ids (Llama-3 instruct) is kept and written back; eosTokenId is its first entry.
+  if (Array.isArray(c.eos_token_id)) extra.eos_token_id = c.eos_token_id;
   const isQwen2 = modelType === 'qwen2';
   const config: LlamaConfig = {
     hiddenSize, vocabSize, headDim, numHiddenLayers, layers,
@@ -147,8 +149,11 @@ export function toHfConfig(config: LlamaConfig): Record<string, unknown> {
     rope_scaling: config.ropeScaling ? ropeScalingJson(config.ropeScaling) : null,
     tie_word_embeddings: config.tieWordEmbeddings,
     bos_token_id: config.bosTokenId,
-    eos_token_id: config.eosTokenId,
+    eos_token_id: Array.isArray(extra.eos_token_id) && extra.eos_token_id[0] === config.eosTokenId ? extra.eos_token_id : config.eosTokenId,
   };
+  // lopper writes float32 weights whatever the source dtype was.
+  if ('torch_dtype' in extra) out.torch_dtype = 'float32';
+  if ('dtype' in extra) out.dtype = 'float32';
   if (out.model_type !== 'qwen2') out.attention_bias = config.attentionBias;
   out.mlp_bias = config.mlpBias;
   if (!isUniform(config)) {

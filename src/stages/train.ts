@@ -21,7 +21,7 @@ function int(stage: string, raw: Record<string, unknown>, key: string, fallback?
   return v;
 }
 
-/** The recipe's `config:` block → LlamaConfig (uniform layers, head_dim = hidden / heads). */
+/** The recipe's `config:` block → LlamaConfig (uniform layers; head_dim = hidden / heads unless given). */
 export function modelConfigOf(stage: string, value: unknown, tokenizer: Tokenizer): LlamaConfig {
   const raw = (value ?? {}) as Record<string, unknown>;
   const hidden = int(stage, raw, 'hidden_size');
@@ -29,11 +29,16 @@ export function modelConfigOf(stage: string, value: unknown, tokenizer: Tokenize
   const kvHeads = int(stage, raw, 'num_key_value_heads', heads);
   const layers = int(stage, raw, 'num_hidden_layers');
   const intermediate = int(stage, raw, 'intermediate_size');
-  if (hidden % heads !== 0) throw new LopperError('LP6005', `stage ${stage}: config.hidden_size (${hidden}) must be divisible by num_attention_heads (${heads})`);
+  // head_dim defaults to hidden / heads (LLaMA); a pruned model keeps its head_dim with fewer heads, so a model
+  // trained "at the pruned size" names it explicitly.
+  if (raw.head_dim === undefined && hidden % heads !== 0) {
+    throw new LopperError('LP6005', `stage ${stage}: config.hidden_size (${hidden}) must be divisible by num_attention_heads (${heads})`, { hint: 'Or set config.head_dim.' });
+  }
+  const headDim = raw.head_dim === undefined ? hidden / heads : int(stage, raw, 'head_dim');
   if (heads % kvHeads !== 0) throw new LopperError('LP6005', `stage ${stage}: config.num_attention_heads (${heads}) must be a multiple of num_key_value_heads (${kvHeads})`);
-  if ((hidden / heads) % 2 !== 0) throw new LopperError('LP6005', `stage ${stage}: the head dimension hidden_size / num_attention_heads (${hidden / heads}) must be even (rotary embeddings)`);
+  if (headDim % 2 !== 0) throw new LopperError('LP6005', `stage ${stage}: the head dimension (${headDim}) must be even (rotary embeddings)`);
   return {
-    hiddenSize: hidden, vocabSize: tokenizer.vocabSize, headDim: hidden / heads, numHiddenLayers: layers,
+    hiddenSize: hidden, vocabSize: tokenizer.vocabSize, headDim, numHiddenLayers: layers,
     layers: Array.from({ length: layers }, () => ({ numAttentionHeads: heads, numKeyValueHeads: kvHeads, intermediateSize: intermediate })),
     rmsNormEps: typeof raw.rms_norm_eps === 'number' ? raw.rms_norm_eps : 1e-5,
     ropeTheta: typeof raw.rope_theta === 'number' ? raw.rope_theta : 10000,

@@ -168,6 +168,9 @@ export async function train(
     // Validation before the first update: the reference point (and a candidate for the best checkpoint).
     if (startStep === 0) await validate(0);
     for (let step = startStep; step < config.totalSteps; step++) {
+      // Let the event loop run (SIGINT, watch-mode events): on cpu/wasm, tensor reads resolve as microtasks only,
+      // so without this an abort would not be seen until the next file write.
+      await new Promise<void>((resolve) => setImmediate(resolve));
       if (hooks.signal?.aborted) {
         await checkpoint(step);
         throw new StageCancelled(config.name);

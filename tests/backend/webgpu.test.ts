@@ -92,8 +92,11 @@ describe('device errors', () => {
       return true;
     });
     assert.equal(deviceErrors().length, 1);
-    // Sticky: later stages refuse to report too.
+    // Sticky: later stages refuse to report too, and no value computed afterwards reaches the host.
     await assert.rejects(assertNoDeviceError('report'), /stage report/);
+    const later = tf.add(tf.ones([4]), 1);
+    await assert.rejects(later.data(), (e: unknown) => e instanceof LopperError && e.code === 'LP8003');
+    later.dispose();
     clearDeviceErrors();
     await assertNoDeviceError('clean');
   });

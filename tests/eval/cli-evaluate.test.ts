@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
@@ -33,8 +33,9 @@ function referencePpl(modelDir: string, ids: Int32Array): number {
   return Math.exp(nll / ((ids.length / 128) * 127));
 }
 
-test('lopper run: evaluate [base, pruned] prints the table and writes metrics.json with both models', { skip: missing && `missing ${missing} (build with npx tsc -p .)` }, async () => {
+test('lopper run: evaluate [base, pruned] prints the table and writes metrics.json with both models', { skip: missing && `missing ${missing} (build with npx tsc -p .)` }, async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'lopper-eval-cli-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
   await writeFile(join(dir, 'recipe.yaml'), `version: 1
 name: eval-e2e
 runtime: { backend: wasm }

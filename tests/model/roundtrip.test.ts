@@ -245,3 +245,25 @@ test('sharded checkpoints (model.safetensors.index.json) with bf16/f16 shards lo
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test('config.json: unknown fields survive, EOS lists are kept, dtype says float32, rope_parameters are read', () => {
+  const src = {
+    architectures: ['LlamaForCausalLM'], model_type: 'llama', hidden_size: 64, intermediate_size: 128, num_hidden_layers: 2,
+    num_attention_heads: 4, num_key_value_heads: 2, vocab_size: 100, torch_dtype: 'bfloat16', eos_token_id: [7, 8, 9],
+    custom_field: { a: 1 }, rope_parameters: { rope_type: 'llama3', rope_theta: 500000, factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 8192 },
+  };
+  const c = readHfConfig(src);
+  assert.equal(c.eosTokenId, 7);
+  assert.equal(c.headDim, 16);
+  assert.equal(c.ropeTheta, 500000);
+  assert.deepEqual(c.ropeScaling, { ropeType: 'llama3', factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositionEmbeddings: 8192 });
+  const out = toHfConfig(c);
+  assert.deepEqual(out.eos_token_id, [7, 8, 9]);
+  assert.equal(out.torch_dtype, 'float32');
+  assert.deepEqual(out.custom_field, { a: 1 });
+  assert.equal(out.tie_word_embeddings, false);
+  const back = readHfConfig(out);
+  assert.deepEqual({ ...back, extra: { ...back.extra, torch_dtype: 'bfloat16' } }, c);
+  assert.throws(() => readHfConfig({ ...src, hidden_act: 'gelu' }), /hidden_act/);
+  assert.throws(() => readHfConfig({ ...src, use_sliding_window: true, model_type: 'qwen2' }), /sliding/);
+});

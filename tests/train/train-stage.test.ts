@@ -47,11 +47,13 @@ test('train: BPE tokenizer + LLaMA from scratch, loss goes down, output reloads;
   // A second model with the first one's tokenizer: identical tokenizer files, different shape.
   bench.models.base = path.join(outDir, 'model');
   const small = await runStage(bench, trainStage, 'small', {
-    dataset: 'brown', config: { ...CONFIG, num_attention_heads: 2, num_key_value_heads: 1, intermediate_size: 32 },
+    dataset: 'brown', config: { ...CONFIG, num_attention_heads: 2, num_key_value_heads: 1, head_dim: 8, intermediate_size: 32 },
     tokenizer: { from: 'base' }, train: { ...TRAIN, max_steps: 4, eval_every: 4 },
   });
   assert.deepEqual(readFileSync(path.join(small.outDir, 'model', 'tokenizer.json')), readFileSync(path.join(outDir, 'model', 'tokenizer.json')));
-  assert.equal((await loadModel(path.join(small.outDir, 'model'))).config.layers[0]!.numAttentionHeads, 2);
+  const smallConfig = (await loadModel(path.join(small.outDir, 'model'))).config;
+  assert.equal(smallConfig.layers[0]!.numAttentionHeads, 2);
+  assert.equal(smallConfig.headDim, 8, 'head_dim kept at the pruned value, not hidden / heads');
 
   // User errors name the field.
   await assert.rejects(runStage(bench, trainStage, 'bad', { dataset: 'brown', config: { ...CONFIG, num_attention_heads: 3 }, train: TRAIN }),

@@ -40,7 +40,12 @@ export interface TensorCoreOptions {
 /** Relative error bound (max |Δ| / max |reference|) the self-test and tests/backend accept for f16 operands. */
 export const TENSOR_CORE_REL_ERROR_BOUND = 5e-3;
 
-const options: TensorCoreOptions = { scaled: true, minMacs: 1 << 18, emulate: false };
+const options: TensorCoreOptions = {
+  // LOPPER_TENSOR_CORE_SCALED=0 turns operand scaling off (benchmarks of its cost).
+  scaled: process.env.LOPPER_TENSOR_CORE_SCALED !== '0',
+  minMacs: 1 << 18,
+  emulate: false,
+};
 const stats = { tensorCore: 0, fallback: 0 };
 let active: {
   device: GPUDevice;
@@ -249,13 +254,30 @@ function tensorCoreMatMul(
   return out;
 }
 
+/**
+ * max |x| as a 1-element tensor on the device. tfjs reduces a whole tensor to one value in a single workgroup, which
+ * is slow for millions of elements, so large tensors are reduced in two passes: rows of the last dimension, then those.
+ */
 function absMax(x: tf.TensorInfo, backend: WebGpuBackendInternals, temps: tf.TensorInfo[]): tf.TensorInfo {
+  const kb = backend as unknown as tf.KernelBackend;
   const absK = tf.getKernel('Abs', 'webgpu')!.kernelFunc;
   const maxK = tf.getKernel('Max', 'webgpu')!.kernelFunc;
-  const abs = absK({ inputs: { x }, backend: backend as unknown as tf.KernelBackend, attrs: {} }) as tf.TensorInfo;
+  const reshapeK = tf.getKernel('Reshape', 'webgpu')!.kernelFunc;
+  const n = prod(x.shape);
+  const cols = x.shape[x.shape.length - 1] ?? 1;
+  const rows = n / cols;
+  const abs = absK({ inputs: { x }, backend: kb, attrs: {} }) as tf.TensorInfo;
   temps.push(abs);
-  const axes = x.shape.map((_, i) => i);
-  const m = maxK({ inputs: { x: abs }, backend: backend as unknown as tf.KernelBackend, attrs: { reductionIndices: axes, keepDims: false } }) as tf.TensorInfo;
+  if (rows >= 16 && cols >= 16) {
+    const m2 = reshapeK({ inputs: { x: abs }, backend: kb, attrs: { shape: [rows, cols] } }) as tf.TensorInfo;
+    temps.push(m2);
+    const perRow = maxK({ inputs: { x: m2 }, backend: kb, attrs: { reductionIndices: [1], keepDims: false } }) as tf.TensorInfo;
+    temps.push(perRow);
+    const m = maxK({ inputs: { x: perRow }, backend: kb, attrs: { reductionIndices: [0], keepDims: false } }) as tf.TensorInfo;
+    temps.push(m);
+    return m;
+  }
+  const m = maxK({ inputs: { x: abs }, backend: kb, attrs: { reductionIndices: x.shape.map((_, i) => i), keepDims: false } }) as tf.TensorInfo;
   temps.push(m);
   return m;
 }
