@@ -13,8 +13,8 @@ import { writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../src/backend/index.js';
-import { assertNoDeviceError, deviceErrors, webGpuInfo } from '../src/backend/webgpu.js';
-import { float32MatMulTensors, tensorCoreMatMulTensors, tensorCoreStats } from '../src/backend/kernels/register.js';
+import { assertNoDeviceError, deviceErrors, releaseFreeGpuBuffers, webGpuInfo } from '../src/backend/webgpu.js';
+import { float32MatMulTensors, setTensorCoreOptions, tensorCoreMatMulTensors, tensorCoreStats } from '../src/backend/kernels/register.js';
 import { loadModel } from '../src/model/index.js';
 import { LlamaModel } from '../src/model/llama.js';
 import { LoraAdapters, LORA_TARGETS } from '../src/lora/adapters.js';
@@ -114,6 +114,8 @@ interface Timing {
 
 async function timed(name: string, runs: number, tokens: number, once: () => Promise<number>): Promise<Timing> {
   peakLive = 0;
+  const freed = await releaseFreeGpuBuffers();
+  if (freed > 0) console.log(`released ${(freed / 2 ** 30).toFixed(1)} GiB of pooled GPU buffers`);
   let check = await once(); // warm-up: pipelines compiled, buffer pool filled
   await assertNoDeviceError(`bench ${name} (warm-up)`);
   const times: number[] = [];
@@ -136,14 +138,16 @@ async function taylorOnce(model: LlamaModel, input: tf.Tensor2D, names: string[]
   const vars = names.map((n) => model.params.get(n)!);
   const { value, grads } = tf.variableGrads(() => model.loss(input), vars);
   sampleLive();
-  const sums = tf.tidy(() => {
-    const parts: tf.Tensor[] = [];
-    for (const v of vars) {
+  // One tidy per projection: the [out, in] temporaries go back to the pool before the next one needs them.
+  const parts: tf.Tensor[] = [];
+  for (const v of vars) {
+    parts.push(...tf.tidy(() => {
       const s = tf.abs(tf.mul(v, grads[v.name]!));
-      parts.push(tf.sum(s, 1), tf.sum(s, 0));
-    }
-    return tf.concat(parts);
-  });
+      return [tf.sum(s, 1), tf.sum(s, 0)];
+    }));
+  }
+  const sums = tf.concat(parts);
+  tf.dispose(parts);
   tf.dispose(grads);
   const d = (await sums.data()) as Float32Array;
   const loss = (await value.data())[0]!;
@@ -189,7 +193,10 @@ async function matmulBench(): Promise<Record<string, unknown>[]> {
     for (const [kind, f] of [
       ['float32', () => float32MatMulTensors(a, b)],
       ['tensor_core', () => tensorCoreMatMulTensors(a, b)],
+      ['tensor_core_unscaled', () => tensorCoreMatMulTensors(a, b)],
+      ['tensor_core_k64', () => tensorCoreMatMulTensors(a, b)],
     ] as const) {
+      setTensorCoreOptions({ scaled: kind !== 'tensor_core_unscaled', tileK: kind === 'tensor_core_k64' ? 64 : 32 });
       const first = f();
       if (!first) { row[kind] = null; continue; }
       await first.data();
@@ -203,6 +210,7 @@ async function matmulBench(): Promise<Record<string, unknown>[]> {
       const s = (performance.now() - t0) / 1000 / iters;
       row[`${kind}_tflops`] = Number(((2 * M * N * K) / s / 1e12).toFixed(2));
     }
+    setTensorCoreOptions({ scaled: process.env.LOPPER_TENSOR_CORE_SCALED !== '0', tileK: process.env.LOPPER_TENSOR_CORE_TILE_K === '64' ? 64 : 32 });
     const x = float32MatMulTensors(a, b);
     const y = tensorCoreMatMulTensors(a, b);
     if (y) {

@@ -124,7 +124,7 @@ export async function disposeWebGpu(): Promise<void> {
   state = null;
   if (tf.findBackend('webgpu') !== null || tf.findBackendFactory('webgpu') !== null) tf.removeBackend('webgpu');
   device.destroy();
-  const nav = (globalThis as { navigator?: Record<string, unknown> }).navigator;
+  const nav = (globalThis as unknown as { navigator?: Record<string, unknown> }).navigator;
   if (nav && 'gpu' in nav) {
     try {
       delete nav.gpu;
@@ -275,7 +275,7 @@ function installGlobals(globals: object): void {
 }
 
 function setNavigatorGpu(gpu: GPU): void {
-  const g = globalThis as { navigator?: Record<string, unknown> };
+  const g = globalThis as unknown as { navigator?: Record<string, unknown> };
   const existing = g.navigator;
   if (existing && typeof existing === 'object') {
     try {
@@ -421,6 +421,33 @@ function flushBackend(): void {
     backend.endComputePassEncoder();
     backend.submitQueue();
   }
+}
+
+/**
+ * Destroys the GPU buffers tfjs keeps in its pool for reuse (it never frees them: the pool only grows, by exact size),
+ * after the queue has finished all submitted work. Live tensors are untouched. Call between phases that use tensors of
+ * different sizes (e.g. Taylor scoring, then perplexity windows) so that the pool does not exhaust the device.
+ * Returns the bytes released.
+ */
+export async function releaseFreeGpuBuffers(): Promise<number> {
+  if (!state || tf.getBackend() !== 'webgpu') return 0;
+  flushBackend();
+  await state.device.queue.onSubmittedWorkDone();
+  const manager = (tf.backend() as unknown as {
+    bufferManager: { freeBuffers: Map<string, GPUBuffer[]>; numFreeBuffers: number; numBytesAllocated: number };
+  }).bufferManager;
+  let released = 0;
+  for (const [key, buffers] of manager.freeBuffers) {
+    for (const b of buffers) {
+      released += b.size;
+      b.destroy();
+    }
+    // Keep the key: tfjs's releaseBuffer() treats an empty map as "already disposed".
+    manager.freeBuffers.set(key, []);
+  }
+  manager.numFreeBuffers = 0;
+  manager.numBytesAllocated -= released;
+  return released;
 }
 
 /** Bytes tfjs holds on the GPU: live tensors and the whole buffer pool. Null when the backend is not webgpu. */

@@ -10,6 +10,7 @@ import { evalErrorCodes } from '../eval/error-codes.js';
 import { trainErrorCodes } from '../train/error-codes.js';
 import { runErrorCodes } from '../run/error-codes.js';
 import { backendErrorCodes } from '../backend/error-codes.js';
+import { backendSelectionErrorCodes } from '../backend/selection-error-codes.js';
 
 export interface ErrorInfo { code: string; name: string; title: string }
 
@@ -17,11 +18,13 @@ type AreaTable = Record<string, { name: string; title: string; code?: string }>;
 
 const areas: AreaTable[] = [
   dslErrorCodes, planErrorCodes, modelErrorCodes, pruneErrorCodes, evalErrorCodes, trainErrorCodes, runErrorCodes, backendErrorCodes,
+  backendSelectionErrorCodes,
 ];
 
 export type ErrorCode =
   | keyof typeof dslErrorCodes | keyof typeof planErrorCodes | keyof typeof modelErrorCodes | keyof typeof pruneErrorCodes
-  | keyof typeof evalErrorCodes | keyof typeof trainErrorCodes | keyof typeof runErrorCodes | keyof typeof backendErrorCodes;
+  | keyof typeof evalErrorCodes | keyof typeof trainErrorCodes | keyof typeof runErrorCodes | keyof typeof backendErrorCodes
+  | keyof typeof backendSelectionErrorCodes;
 
 /** Code → { code, name, title }, in code order. */
 export const errorCatalog: Readonly<Record<ErrorCode, ErrorInfo>> = Object.fromEntries(

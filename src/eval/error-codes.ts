@@ -8,7 +8,7 @@ export const evalErrorCodes = {
   LP5004: { code: 'LP5004', name: 'TemplatePlaceholderUnknown', title: 'A user template uses a placeholder other than {question} and {choice}' },
   LP5005: { code: 'LP5005', name: 'WinograndeBlankMissing', title: 'A WinoGrande sentence has no "_" blank' },
   LP5006: { code: 'LP5006', name: 'EmptyContinuation', title: 'A continuation tokenizes to no tokens after its context' },
-  LP5007: { code: 'LP5007', name: 'DatasetFormatUnsupported', title: 'The dataset format does not fit this evaluation' },
+  LP5007: { code: 'LP5007', name: 'EvaluationDatasetFormat', title: 'The dataset format does not fit this evaluation' },
   LP5008: { code: 'LP5008', name: 'DatasetTooShort', title: 'The dataset holds fewer tokens than one perplexity window' },
   LP5009: { code: 'LP5009', name: 'EvaluateModelTokenizerMissing', title: 'The evaluated model has no tokenizer' },
   LP5010: { code: 'LP5010', name: 'ContinuationTooLong', title: 'A continuation does not fit in the model context' },

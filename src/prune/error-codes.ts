@@ -12,7 +12,7 @@ export const pruneErrorCodes = {
   LP4007: { code: 'LP4007', name: 'StageInputInvalid', title: 'An upstream pruning stage output is missing or malformed' },
   LP4008: { code: 'LP4008', name: 'TargetParamsUnreachable', title: 'No ratio reaches target_params' },
   LP4009: { code: 'LP4009', name: 'PruneParamsInvalid', title: 'Prune stage parameters are inconsistent' },
-  LP4010: { code: 'LP4010', name: 'DatasetFormatUnsupported', title: 'The dataset format cannot be used for calibration' },
+  LP4010: { code: 'LP4010', name: 'CalibrationDatasetFormat', title: 'The dataset format cannot be used for calibration' },
   LP4011: { code: 'LP4011', name: 'GradientMissing', title: 'The model did not return a gradient for a scored parameter' },
 } satisfies Record<string, ErrorInfo>;
 

@@ -302,9 +302,18 @@ export class Execution {
   private context(stage: PlannedStage, outDir: string, signal: AbortSignal, reporter: RunReporter | undefined): StageContext {
     const { plan, store } = this;
     const byId = new Map(plan.stages.map((s) => [s.id, s]));
+    // Stage outputs record the model reference they were computed from (groups.json → "base"), so a stage may name
+    // any stage upstream of it, not only its direct inputs, and any `models:` entry of the recipe.
+    const ancestors = new Set<string>();
+    const visit = (id: string) => {
+      for (const d of byId.get(id)?.dependsOn ?? []) if (!ancestors.has(d)) { ancestors.add(d); visit(d); }
+    };
+    visit(stage.id);
+    const recipeModels = new Map<string, string>();
+    for (const s of plan.stages) for (const [name, path] of Object.entries(s.models)) recipeModels.set(name, path);
     const upstreamDir = (ref: string): string | undefined => {
-      const id = stage.stageRefs[ref] ?? (stage.dependsOn.includes(ref) ? ref : undefined);
-      const up = id === undefined ? undefined : byId.get(id);
+      const id = stage.stageRefs[ref] ?? ref;
+      const up = ancestors.has(id) ? byId.get(id) : undefined;
       return up ? store.outputDir(up.key) : undefined;
     };
     return {
@@ -318,11 +327,13 @@ export class Execution {
         if (model !== undefined) return model;
         const dir = upstreamDir(ref);
         if (dir !== undefined) return `${dir}/model`;
-        throw new LopperError('LP7001', `stage ${stage.id} asked for model "${ref}", which is neither a models: entry it reads nor an upstream stage`);
+        const entry = recipeModels.get(ref);
+        if (entry !== undefined) return entry;
+        throw new LopperError('LP7001', `stage ${stage.id} asked for model "${ref}", which is neither a models: entry nor a stage upstream of it`);
       },
       stageDir(ref) {
         const dir = upstreamDir(ref);
-        if (dir === undefined) throw new LopperError('LP7001', `stage ${stage.id} asked for the output of "${ref}", which is not one of its upstream stages`);
+        if (dir === undefined) throw new LopperError('LP7001', `stage ${stage.id} asked for the output of "${ref}", which is not a stage upstream of it`);
         return dir;
       },
       dataset(name): DatasetSpec {

@@ -163,3 +163,29 @@ test('run records carry provenance; the lockfile is deterministic; metrics are c
   assert.match(lock1, /ratio: 0\.25/);
   assert.match(lock1, /calib\.txt: [0-9a-f]{64}/);
 });
+
+test('a stage resolves models and outputs of any stage upstream of it, and models: entries read elsewhere', async () => {
+  const w = await workdir();
+  await writeFile(w.recipe, `name: refs
+runtime: { backend: cpu }
+stages:
+  base: { kind: fake-gpu }
+  groups: { kind: fake-cpu, needs: [base] }
+  scores: { kind: refs, needs: [groups] }
+`);
+  const seen: Record<string, string> = {};
+  const refs = {
+    kind: 'refs', version: '1', outputKind: 'scores' as const,
+    async run(ctx: import('../../src/stages/types.js').StageContext) {
+      seen.model = ctx.modelPath('base');
+      seen.groups = ctx.stageDir('groups');
+      seen.base = ctx.stageDir('base');
+      assert.throws(() => ctx.stageDir('scores'), (e: unknown) => e instanceof LopperError && e.code === 'LP7001');
+      assert.throws(() => ctx.modelPath('nope'), (e: unknown) => e instanceof LopperError && e.code === 'LP7001');
+    },
+  };
+  const r = await run(w.recipe, { ...base, stages: new Map([...fakeStages, ['refs', refs]]) });
+  assert.equal(seen.model, `${r.stages.base!.output}/model`);
+  assert.equal(seen.base, r.stages.base!.output);
+  assert.equal(seen.groups, r.stages.groups!.output);
+});

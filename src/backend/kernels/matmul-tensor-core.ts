@@ -14,10 +14,10 @@ import * as tf from '@tensorflow/tfjs-core';
 
 export const TILE_M = 128;
 export const TILE_N = 128;
+/** Default K step; variants may use 64 (fewer barriers per multiply, 43 KiB of workgroup memory). */
 export const TILE_K = 32;
 const WORKGROUP = 256;
 const SUBGROUP = 32;
-const SA = TILE_K + 8; // padded row stride of the A tile (halves), limits bank conflicts
 const SB = TILE_N + 8; // padded row stride of the B tile
 
 export type LoadSyntax = 'templated' | 'deprecated';
@@ -38,10 +38,12 @@ export interface TensorCoreVariant {
    * subgroup matrices (lavapipe); it is slow and never used for real work.
    */
   emulate?: boolean;
+  /** K step of the workgroup tile (32 default, or 64). */
+  tileK?: 32 | 64;
 }
 
 export function variantKey(v: TensorCoreVariant): string {
-  return `${v.emulate ? 'emu' : 'tc'}_${v.transposeA ? 'T' : 'N'}${v.transposeB ? 'T' : 'N'}_${v.vecA ? 4 : 1}${v.vecB ? 4 : 1}_${v.scaled ? 's' : 'u'}_${v.syntax}_${v.subgroupId}`;
+  return `${v.emulate ? 'emu' : 'tc'}_${v.transposeA ? 'T' : 'N'}${v.transposeB ? 'T' : 'N'}_${v.vecA ? 4 : 1}${v.vecB ? 4 : 1}_${v.scaled ? 's' : 'u'}_${v.syntax}_${v.subgroupId}_k${v.tileK ?? TILE_K}`;
 }
 
 interface OperandLoad {
@@ -93,22 +95,24 @@ function operandLoadCode(op: OperandLoad): string {
 
 /** WGSL source of one kernel variant. Bindings: 0 C (f32, rw), 1 A, 2 B, 3 dims (uniform), 4 max|A|, 5 max|B| (scaled). */
 export function tensorCoreMatMulSource(v: TensorCoreVariant): string {
+  const TK = v.tileK ?? TILE_K;
+  const SA = TK + 8; // padded row stride of the A tile (halves), limits bank conflicts
   const aLoad: OperandLoad = v.transposeA
     ? {
-      name: 'A', tileRows: TILE_K, tileCols: TILE_M, totalRows: 'K', totalCols: 'M', row0: 'k0', col0: 'm0', base: 'aBase',
+      name: 'A', tileRows: TK, tileCols: TILE_M, totalRows: 'K', totalCols: 'M', row0: 'k0', col0: 'm0', base: 'aBase',
       vec: v.vecA, dest: (r, ce) => `(${ce}) * ${SA}u + ${r}`, scale: 'scaleA',
     }
     : {
-      name: 'A', tileRows: TILE_M, tileCols: TILE_K, totalRows: 'M', totalCols: 'K', row0: 'm0', col0: 'k0', base: 'aBase',
+      name: 'A', tileRows: TILE_M, tileCols: TK, totalRows: 'M', totalCols: 'K', row0: 'm0', col0: 'k0', base: 'aBase',
       vec: v.vecA, dest: (r, ce) => `${r} * ${SA}u + ${ce}`, scale: 'scaleA',
     };
   const bLoad: OperandLoad = v.transposeB
     ? {
-      name: 'B', tileRows: TILE_N, tileCols: TILE_K, totalRows: 'N', totalCols: 'K', row0: 'n0', col0: 'k0', base: 'bBase',
+      name: 'B', tileRows: TILE_N, tileCols: TK, totalRows: 'N', totalCols: 'K', row0: 'n0', col0: 'k0', base: 'bBase',
       vec: v.vecB, dest: (r, ce) => `(${ce}) * ${SB}u + ${r}`, scale: 'scaleB',
     }
     : {
-      name: 'B', tileRows: TILE_K, tileCols: TILE_N, totalRows: 'K', totalCols: 'N', row0: 'k0', col0: 'n0', base: 'bBase',
+      name: 'B', tileRows: TK, tileCols: TILE_N, totalRows: 'K', totalCols: 'N', row0: 'k0', col0: 'n0', base: 'bBase',
       vec: v.vecB, dest: (r, ce) => `${r} * ${SB}u + ${ce}`, scale: 'scaleB',
     };
   const L = 'subgroup_matrix_left<f16, 16, 16>';
@@ -213,7 +217,7 @@ struct Dims { a: vec4<u32>, b: vec4<u32> }
 ${v.scaled ? '@group(0) @binding(4) var<storage, read> maxAbsA: array<f32>;\n@group(0) @binding(5) var<storage, read> maxAbsB: array<f32>;' : ''}
 
 var<workgroup> tileA: array<f16, ${TILE_M * SA}>;
-var<workgroup> tileB: array<f16, ${TILE_K * SB}>;
+var<workgroup> tileB: array<f16, ${TK * SB}>;
 var<workgroup> tileC: array<f32, ${(WORKGROUP / SUBGROUP) * 256}>;
 ${emuFns}${emuStores}
 // 2^(14 - ceil(log2 m)) maps the largest magnitude to at most 16384 (f16 max 65504); 1 for zero or non-finite m.
@@ -242,11 +246,11 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let scaleB = ${scaleExpr(1)};
   let unscale = 1.0 / (scaleA * scaleB);
 ${accDecl.join('\n')}
-  for (var k0 = 0u; k0 < K; k0 += ${TILE_K}u) {
+  for (var k0 = 0u; k0 < K; k0 += ${TK}u) {
 ${operandLoadCode(aLoad)}
 ${operandLoadCode(bLoad)}
     workgroupBarrier();
-    for (var kk = 0u; kk < ${TILE_K}u; kk += 16u) {
+    for (var kk = 0u; kk < ${TK}u; kk += 16u) {
 ${mma.join('\n')}
     }
     workgroupBarrier();

@@ -35,6 +35,8 @@ export interface TensorCoreOptions {
   minMacs: number;
   /** Use the plain-WGSL emulation of the kernel (tests on devices without subgroup matrices; slow). */
   emulate: boolean;
+  /** K step of the workgroup tile. */
+  tileK: 32 | 64;
 }
 
 /** Relative error bound (max |Δ| / max |reference|) the self-test and tests/backend accept for f16 operands. */
@@ -45,6 +47,8 @@ const options: TensorCoreOptions = {
   scaled: process.env.LOPPER_TENSOR_CORE_SCALED !== '0',
   minMacs: 1 << 18,
   emulate: false,
+  // LOPPER_TENSOR_CORE_TILE_K=64 selects the deeper K step (benchmarks).
+  tileK: process.env.LOPPER_TENSOR_CORE_TILE_K === '64' ? 64 : 32,
 };
 const stats = { tensorCore: 0, fallback: 0 };
 let active: {
@@ -185,6 +189,7 @@ async function compileAsync(device: GPUDevice, v: TensorCoreVariant): Promise<GP
 
 function pipelineFor(v: TensorCoreVariant): GPUComputePipeline {
   v.emulate = options.emulate;
+  v.tileK = options.tileK;
   const key = variantKey(v);
   let p = active!.pipelines.get(key);
   if (!p) {
