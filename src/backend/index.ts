@@ -1,5 +1,5 @@
 // tfjs backend selection (DESIGN.md "Backends and numerics"). `auto` tries tensorflow (tfjs-node-gpu / tfjs-node,
-// optional peer dependencies imported dynamically), then webgpu (Dawn, when an adapter exists), then wasm, then cpu.
+// optional peer dependencies imported dynamically), then webgpu (Dawn, when a hardware adapter exists), then wasm, then cpu.
 // An explicitly requested backend that cannot start is an error, never a silent fallback.
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -49,9 +49,15 @@ async function initTensorflow(): Promise<BackendInfo> {
     'It is an optional peer dependency: `npm install @tensorflow/tfjs-node` (downloads libtensorflow; the GPU build needs CUDA 11.2), or choose webgpu / wasm / cpu.');
 }
 
-async function initWebgpu(opts: InitBackendOptions): Promise<BackendInfo> {
-  const { initWebGpu } = await import('./webgpu.js');
+async function initWebgpu(opts: InitBackendOptions, hardwareOnly = false): Promise<BackendInfo> {
+  const { initWebGpu, disposeWebGpu } = await import('./webgpu.js');
   const info = await initWebGpu(opts.precision === undefined ? {} : { precision: opts.precision });
+  // DESIGN.md: auto takes webgpu "when a GPU adapter exists". A software adapter (lavapipe) runs the same shaders on
+  // the CPU, several times slower than the wasm backend, so auto passes over it; asking for webgpu by name still uses it.
+  if (hardwareOnly && info.software) {
+    await disposeWebGpu();
+    throw unavailable('webgpu', `the only adapter is a software rasterizer (${info.adapter})`, 'Ask for --backend webgpu to use it anyway.');
+  }
   return { backend: 'webgpu', adapter: info.adapter, features: info.features };
 }
 
@@ -97,7 +103,7 @@ export async function initBackend(kind: BackendKind, opts: InitBackendOptions = 
     case 'auto': {
       const skipped: string[] = [];
       const attempts: [string, () => Promise<BackendInfo>][] = [
-        ['tensorflow', initTensorflow], ['webgpu', () => initWebgpu(opts)], ['wasm', initWasm],
+        ['tensorflow', initTensorflow], ['webgpu', () => initWebgpu(opts, true)], ['wasm', initWasm],
       ];
       for (const [name, init] of attempts) {
         try {

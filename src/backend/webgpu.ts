@@ -21,6 +21,8 @@ export interface WebGpuInitOptions {
 
 export interface WebGpuInfo {
   adapter: string;
+  /** A software rasterizer (Mesa lavapipe/llvmpipe, SwiftShader) rather than a GPU: `auto` prefers wasm over it. */
+  software: boolean;
   features: string[];
   limits: Record<string, number>;
   precision: Precision;
@@ -55,6 +57,9 @@ export interface DeviceErrorRecord {
   bytesInUse: number | null;
   bytesAllocated: number | null;
 }
+
+/** Adapter names of software Vulkan/WebGPU implementations (CPU rasterizers, not GPUs). */
+const SOFTWARE_ADAPTER = /llvmpipe|lavapipe|swiftshader/i;
 
 /** Features lopper asks for when the adapter has them. */
 const WANTED_FEATURES = ['shader-f16', 'subgroups', 'chromium-experimental-subgroup-matrix', 'timestamp-query'] as const;
@@ -234,6 +239,7 @@ async function createState(precision: Precision, extraToggles: string[]): Promis
   }
   const info: WebGpuInfo = {
     adapter: adapterName || 'unknown adapter',
+    software: SOFTWARE_ADAPTER.test(adapterName) || (adapterInfo as { isFallbackAdapter?: boolean }).isFallbackAdapter === true,
     features: [...device.features].map(String).sort(),
     limits,
     precision,
