@@ -474,6 +474,10 @@ export interface TrainModelConfig {
    */
   num_key_value_heads: number;
   /**
+   * Width of one attention head (default hidden_size / num_attention_heads); set it to give a model the head width of a pruned one.
+   */
+  head_dim?: number;
+  /**
    * Longest sequence.
    */
   max_position_embeddings?: number;
