@@ -27,7 +27,7 @@ fi
 for p in mixed float32; do
   if has recipe-$p; then
     step recipe $p
-    (cd .devdata && LOPPER_PRECISION=$p timeout "${RECIPE_S:-120}" node ../dist/cli/main.js run stories260k-$p.yaml --backend webgpu >"$OUT/recipe-$p.log" 2>&1; echo "rc=$?") | tee -a "$log"
+    (cd .devdata && timeout "${RECIPE_S:-120}" node ../dist/cli/main.js run stories260k-$p.yaml --backend webgpu --set runtime.precision=$p >"$OUT/recipe-$p.log" 2>&1; echo "rc=$?") | tee -a "$log"
     tail -8 "$OUT/recipe-$p.log" | tee -a "$log"
   fi
 done

@@ -100,9 +100,7 @@ let currentStage: string | null = null;
  * Calling it again returns the first result (one device per process; Dawn toggles are fixed at creation).
  */
 export async function initWebGpu(opts: WebGpuInitOptions = {}): Promise<WebGpuInfo> {
-  // LOPPER_PRECISION fills in for callers that do not pass runtime.precision through (float32 otherwise).
-  const fromEnv = process.env.LOPPER_PRECISION;
-  const precision: Precision = opts.precision ?? (fromEnv === 'mixed' || fromEnv === 'float32' ? fromEnv : 'float32');
+  const precision: Precision = opts.precision ?? 'float32';
   if (state) {
     if (state.info.precision !== precision) {
       state.info.notes.push(`initWebGpu called again with precision ${precision}; keeping ${state.info.precision}`);

@@ -4,7 +4,7 @@
 import { LopperError, StageCancelled } from '../errors/lopper-error.js';
 import type { Plan, PlannedStage } from '../plan/types.js';
 import type { DatasetSpec, ProgressReporter, StageContext, StageModule } from '../stages/types.js';
-import { ensureBackend, type BackendInfo } from './backend-init.js';
+import { ensureBackend, withDeviceChecks, type BackendInfo } from './backend-init.js';
 import { deviceSlot, Slot, stageResource } from './device-slot.js';
 import { missReasons } from './explain.js';
 import { Store } from './store.js';
@@ -226,7 +226,7 @@ export class Execution {
           return;
         }
         reporter?.onStageStart?.(id, decision);
-        backend = await ensureBackend(plan.runtime.backend, opts.initBackend);
+        backend = await ensureBackend(plan.runtime.backend, plan.runtime.precision, opts.initBackend);
         controller.signal.throwIfAborted();
         tmp = await store.createTemp(stage.key);
         const ctx = this.context(stage, tmp, controller.signal, reporter);
@@ -235,7 +235,7 @@ export class Execution {
         const rss = rssSampler();
         let result;
         try {
-          result = await module.run(ctx);
+          result = await withDeviceChecks(backend, id, () => module.run(ctx));
         } finally {
           outcome.peakRssBytes = rss.stop();
         }

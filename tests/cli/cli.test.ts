@@ -88,7 +88,7 @@ test('plan --json is byte-identical across runs and --set changes only downstrea
   const after = keys(lopper('plan', recipe, '--json', '--set', 'vars.ratio=0.5').stdout);
   assert.deepEqual(Object.keys(before).filter((id) => before[id] !== after[id]), ['pruned', 'report']);
   const text = lopper('plan', recipe);
-  assert.match(text.stdout, /^ {2}pruned +prune +[0-9a-f]{12} +importance, base$/m);
+  assert.match(text.stdout, /^ {2}pruned +prune +will run +[0-9a-f]{12} +importance, base$/m);
 });
 
 test('graph prints mermaid and dot', { skip: !built && `${main} missing` }, () => {
