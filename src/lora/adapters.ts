@@ -4,7 +4,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { LinearHook } from '../model/llama.js';
 import type { HostTensor, LlamaConfig } from '../model/types.js';
-import { deriveSeed, uniformSamples } from '../train/random.js';
+import { deriveSeed, uniformSamples } from '../seeded-random.js';
 
 export const LORA_TARGETS = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'] as const;
 export type LoraTarget = (typeof LORA_TARGETS)[number];

@@ -12,6 +12,7 @@ import { registerCpuKernels } from '../backend/cpu-kernels.js';
 import { registerGradients } from './gradients.js';
 import { ropeTables } from './rope.js';
 import type { HostTensor, LlamaConfig, WeightMap } from './types.js';
+import { mulberry32 } from '../seeded-random.js';
 
 export type LinearHook = (name: string /* e.g. 'model.layers.3.self_attn.q_proj' */, x: tf.Tensor, base: (x: tf.Tensor) => tf.Tensor) => tf.Tensor;
 
@@ -351,18 +352,6 @@ const targetLogProbs = tf.customGrad(((logits: tf.Tensor, onehot: tf.Tensor, sav
     },
   };
 }) as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as (logits: tf.Tensor2D, onehot: tf.Tensor2D) => tf.Tensor1D;
-
-/** Deterministic generator (splitmix64-style on 32-bit halves → mulberry32). */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Seeded weights: N(0, 0.02) for linears and embeddings (Box–Muller on the host), ones for norms, zeros for biases. */
 export function initWeights(config: LlamaConfig, seed: number, std = 0.02): WeightMap {

@@ -19,7 +19,7 @@ import { enumParam, stringParam } from '../prune/stage-params.js';
 import {
   CALIBRATION_IDS, GROUPS_FILE, SCORES_FILE, SCORES_TENSORS, groupFromJson, readStageJson, writeJsonAtomic, type GroupsFile, type ScoresFile,
 } from '../prune/stage-files.js';
-import { deriveSeed, mulberry32 } from '../train/random.js';
+import { deriveSeed, mulberry32 } from '../seeded-random.js';
 import type { StageContext, StageModule } from './types.js';
 
 /** Every parameter the groups' members name (layer mode: one per layer). */

@@ -7,7 +7,7 @@ import type { Tokenizer } from '../model/types.js';
 import type { DatasetSpec } from '../stages/types.js';
 import { alpacaExample, parseAlpaca } from '../data/alpaca.js';
 import { documentStream, packStream, textStream, type TrainExample } from '../data/packing.js';
-import { deriveSeed, seededPermutation } from './random.js';
+import { deriveSeed, seededPermutation } from '../seeded-random.js';
 
 export interface ExampleOptions {
   cutoffLen: number;

@@ -14,7 +14,7 @@ import type { HostTensor } from '../model/types.js';
 import { collate, type MicroBatch, type TrainExample } from '../data/packing.js';
 import { AdamW, clipGradNorm, type AdamWOptions } from './adamw.js';
 import { latestCheckpoint, saveCheckpoint } from './checkpoint.js';
-import { deriveSeed, seededPermutation } from './random.js';
+import { deriveSeed, seededPermutation } from '../seeded-random.js';
 import { learningRate, type ScheduleSpec } from './schedule.js';
 
 export interface TrainTask {

@@ -13,7 +13,7 @@ import group from '../../src/stages/group.js';
 import score from '../../src/stages/score.js';
 import aggregate from '../../src/stages/aggregate.js';
 import prune from '../../src/stages/prune.js';
-import { deriveSeed, mulberry32 } from '../../src/train/random.js';
+import { deriveSeed, mulberry32 } from '../../src/seeded-random.js';
 import { StageBench } from './stage-context.js';
 import { boundaryGap, keep, kvGroupScores, mlpChannelScores, type Kind, type Source } from './reference-f64.js';
 import { MODEL, PRUNED_LAYERS, calibDataset, loadReferenceInputs, mat, missingShared, readJson } from './stories260k-helpers.js';

@@ -1,6 +1,6 @@
-// Seeded randomness for training: data order, LoRA initialisation and dropout masks are all derived from the recipe
-// seed and the position in the run (epoch, step, micro-batch), never from a stateful generator, so a run resumed
-// from a checkpoint draws exactly the numbers an uninterrupted run draws.
+// Seeded randomness: model initialisation, data order, calibration windows, LoRA initialisation and dropout masks
+// are all derived from the recipe seed and a position (epoch, step, micro-batch), never from a stateful generator,
+// so a run resumed from a checkpoint draws exactly the numbers an uninterrupted run draws.
 
 /** mulberry32: a small, fast 32-bit PRNG; returns a function yielding floats in [0, 1). */
 export function mulberry32(seed: number): () => number {
