@@ -22,6 +22,8 @@ export interface ModelFiles {
   path: string;
   /** Absolute paths of the files a loader reads, sorted. */
   files: string[];
+  /** Absolute path of the tokenizer file the entry names (`tokenizer:`), any format; also in `files` when it exists. */
+  tokenizer?: string;
   /** What is missing, for LP2008 (empty when everything is there). */
   missing: { path: string; what: string }[];
 }
@@ -47,13 +49,18 @@ export function modelFiles(entry: ModelEntrySpec, recipeDir: string): ModelFiles
   } else {
     if (isFile(path)) files.push(path);
     else missing.push({ path, what: 'does not exist' });
-    if (format === 'llama2c') {
-      const tok = entry.tokenizer !== undefined ? resolve(recipeDir, entry.tokenizer) : llama2cTokenizer(path);
+    if (format === 'llama2c' && entry.tokenizer === undefined) {
+      const tok = llama2cTokenizer(path);
       if (tok && isFile(tok)) files.push(tok);
-      else if (entry.tokenizer !== undefined) missing.push({ path: tok!, what: 'does not exist' });
     }
   }
-  return { format, path, files: files.sort(), missing };
+  // A tokenizer named in the entry is read by the loader whatever the format (tokenizer.json for hf / gguf too).
+  const tokenizer = entry.tokenizer !== undefined ? resolve(recipeDir, entry.tokenizer) : undefined;
+  if (tokenizer !== undefined) {
+    if (isFile(tokenizer)) { if (!files.includes(tokenizer)) files.push(tokenizer); }
+    else missing.push({ path: tokenizer, what: isDirectory(tokenizer) ? 'is a directory, not a tokenizer file' : 'does not exist' });
+  }
+  return { format, path, files: files.sort(), ...(tokenizer !== undefined ? { tokenizer } : {}), missing };
 }
 
 /** llama2.c ships tokenizer.bin (or tokNNN.bin for small vocabularies) next to the checkpoint. */

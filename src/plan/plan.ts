@@ -9,7 +9,7 @@ import type { MatrixValue, ResolvedRecipe, StageTemplate, StageVariant } from '.
 import { stageKinds } from '../dsl/schema.js';
 import { dedupeAndSort } from '../dsl/schema-errors.js';
 import type { DataPath } from '../dsl/source.js';
-import type { DatasetSpec, OutputKind } from '../stages/types.js';
+import type { DatasetSpec, ModelRef, OutputKind } from '../stages/types.js';
 import type { Backend, Plan, PlannedStage } from './types.js';
 import { findCycles, topologicalOrder } from './graph.js';
 import { refUses, resolveRef } from './references.js';
@@ -38,6 +38,8 @@ export interface StageInstance {
   dependsOn: string[];
   stageRefs: Record<string, string>;
   models: Record<string, string>;
+  /** The same entries as the loader needs them: path, tokenizer, format. */
+  modelRefs: Record<string, ModelRef>;
   datasets: Record<string, DatasetSpec>;
   files: string[];
 }
@@ -70,6 +72,11 @@ function stageValueLocation(resolved: ResolvedRecipe, stageId: string, variant: 
   const sub = variant.matrixSources.find((s) => s.path.length <= path.length && s.path.every((seg, i) => seg === path[i]));
   if (sub) return resolved.locate(sub.source, 'value');
   return resolved.locate(['stages', stageId, ...path], at);
+}
+
+/** What a stage's loader needs of a `models:` entry: the absolute path, and the tokenizer and format it names. */
+function modelRefOf(entry: ModelEntry, f: ModelFiles): ModelRef {
+  return { path: f.path, ...(f.tokenizer !== undefined ? { tokenizer: f.tokenizer } : {}), ...(entry.format !== undefined ? { format: entry.format } : {}) };
 }
 
 /** All checks that need the whole recipe; throws LopperErrors with every error found. */
@@ -213,12 +220,14 @@ export function checkRecipe(resolved: ResolvedRecipe, options: CheckOptions = {}
           }
         }
         for (const [k, p] of Object.entries(inherited)) if (!(k in instModels)) instModels[k] = p;
+        const modelRefs: Record<string, ModelRef> = {};
+        for (const [k, p] of Object.entries(instModels)) modelRefs[k] = k in models ? modelRefOf(models[k] as ModelEntry, filesOfModel(k)) : { path: p };
         const files: string[] = [];
         for (const name of Object.keys(instModels)) if (name in models) files.push(...filesOfModel(name).files);
         for (const d of Object.values(instDatasets)) files.push(d.path);
         const instance: StageInstance = {
           id: instanceId, template: t, kind: t.kind, outputKind: infos.get(id)!.outputKind, matrix, params,
-          dependsOn, stageRefs, models: instModels, datasets: instDatasets, files: [...new Set(files)],
+          dependsOn, stageRefs, models: instModels, modelRefs, datasets: instDatasets, files: [...new Set(files)],
         };
         if (byId.has(instanceId)) {
           errors.push(new LopperError('LP2004', `stage instance id "${instanceId}" occurs twice`, {
@@ -381,7 +390,7 @@ export async function planChecked(checked: CheckedRecipe, options: PlanOptions =
       const f = modelFiles(models[name] as ModelEntry, resolved.dir);
       const files: Record<string, string> = {};
       for (const file of f.files) {
-        const label = f.format === 'hf' ? relative(f.path, file) : file === f.path ? 'model' : 'tokenizer';
+        const label = file === f.tokenizer ? 'tokenizer' : f.format === 'hf' ? relative(f.path, file) : file === f.path ? 'model' : 'tokenizer';
         files[label] = await hash(file);
       }
       modelInputs[name] = { format: f.format, files };
@@ -400,7 +409,7 @@ export async function planChecked(checked: CheckedRecipe, options: PlanOptions =
     keys.set(inst.id, key);
     stages.push({
       id: inst.id, name: inst.template.id, matrix: inst.matrix, kind: inst.kind, outputKind: inst.outputKind,
-      params: inst.params, dependsOn: inst.dependsOn, stageRefs: inst.stageRefs, models: inst.models, datasets: inst.datasets,
+      params: inst.params, dependsOn: inst.dependsOn, stageRefs: inst.stageRefs, models: inst.models, modelRefs: inst.modelRefs, datasets: inst.datasets,
       files: inst.files, key, keyInputs: keyInputs as unknown as Record<string, unknown>,
     });
   }

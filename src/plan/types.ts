@@ -1,6 +1,6 @@
 // What the planner hands the runner: stage instances in topological order, each with everything that went into
 // its cache key. `plan` is a pure function of (recipe, file hashes); the runner only executes it.
-import type { DatasetSpec, OutputKind } from '../stages/types.js';
+import type { DatasetSpec, ModelRef, OutputKind } from '../stages/types.js';
 
 export type Backend = 'auto' | 'webgpu' | 'tensorflow' | 'wasm' | 'cpu';
 
@@ -21,6 +21,8 @@ export interface PlannedStage {
   stageRefs: Record<string, string>;
   /** `models:` entries this stage reads: reference name → absolute path. */
   models: Record<string, string>;
+  /** The same entries with their `tokenizer:` / `format:` (absolute paths); absent in plans built before it existed. */
+  modelRefs?: Record<string, ModelRef>;
   datasets: Record<string, DatasetSpec>;
   /** Absolute paths of every file this stage reads directly (model files, dataset files): hashed and watched. */
   files: string[];

@@ -15,6 +15,16 @@ export interface DatasetSpec {
   options: Record<string, unknown>;
 }
 
+/** A model a stage reads, as the loader needs it (src/model loadModel(path, { tokenizer, format })). */
+export interface ModelRef {
+  /** Absolute path: a `models:` entry's path, or `<output>/model` of an upstream model-producing stage. */
+  path: string;
+  /** Absolute path of the entry's `tokenizer:` file, when the recipe names one. */
+  tokenizer?: string;
+  /** The entry's `format:`, when the recipe names one. */
+  format?: 'hf' | 'llama2c' | 'gguf';
+}
+
 export interface ProgressReporter {
   /** Starts a phase (e.g. "windows", "steps") with a known total. */
   start(phase: string, total: number): void;
@@ -36,6 +46,12 @@ export interface StageContext {
   outDir: string;
   /** Path of a model: a `models:` entry's path, or `<output>/model` of an upstream model-producing stage. */
   modelPath(ref: string): string;
+  /**
+   * A model with everything its `models:` entry says (path, tokenizer, format); `{ path: <output>/model }` for an
+   * upstream stage. Stages load models through this (src/stages/model-ref.ts loadModelRef), never modelPath alone,
+   * so a tokenizer kept elsewhere reaches the loader.
+   */
+  model(ref: string): ModelRef;
   /** Output directory of an upstream stage named in params. */
   stageDir(ref: string): string;
   dataset(name: string): DatasetSpec;
