@@ -2,7 +2,7 @@
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { mkdir, readdir, readFile, rename, writeFile } from 'node:fs/promises';
-import { basename, dirname, extname, join, relative, sep } from 'node:path';
+import { basename, dirname, extname, join, relative, resolve, sep } from 'node:path';
 import { promisify } from 'node:util';
 import { stringify } from 'yaml';
 import { LopperError } from '../errors/lopper-error.js';
@@ -139,22 +139,26 @@ export async function writeRunRecord(store: Store, record: RunRecord): Promise<s
   return path;
 }
 
-/** Run records, oldest first. */
-export async function listRuns(store: Store): Promise<RunRecord[]> {
+/**
+ * Run records, oldest first. A store can serve several recipes (it sits next to them), so `recipePath` keeps only
+ * the runs of that recipe.
+ */
+export async function listRuns(store: Store, recipePath?: string): Promise<RunRecord[]> {
   const names = (await readdir(store.runsDir()).catch(() => [] as string[])).filter((n) => n.endsWith('.json')).sort();
   const out: RunRecord[] = [];
   for (const n of names) {
     try { out.push(JSON.parse(await readFile(join(store.runsDir(), n), 'utf8')) as RunRecord); } catch { /* skip unreadable */ }
   }
-  return out.sort((a, b) => (a.startedAt < b.startedAt ? -1 : a.startedAt > b.startedAt ? 1 : a.id < b.id ? -1 : 1));
+  const mine = recipePath === undefined ? out : out.filter((r) => r.recipe?.path === resolve(recipePath));
+  return mine.sort((a, b) => (a.startedAt < b.startedAt ? -1 : a.startedAt > b.startedAt ? 1 : a.id < b.id ? -1 : 1));
 }
 
-/** A run by id prefix, `latest`, `latest~N`, or a path to a record file. */
-export async function findRun(store: Store, ref: string): Promise<RunRecord> {
+/** A run by id prefix, `latest`, `latest~N` (of `recipePath`'s runs when given), or a path to a record file. */
+export async function findRun(store: Store, ref: string, recipePath?: string): Promise<RunRecord> {
   if (ref.endsWith('.json') && !ref.includes('~')) {
     try { return JSON.parse(await readFile(ref, 'utf8')) as RunRecord; } catch { /* fall through to ids */ }
   }
-  const runs = (await listRuns(store)).filter((r) => r.status !== 'dry-run');
+  const runs = (await listRuns(store, recipePath)).filter((r) => r.status !== 'dry-run');
   const m = /^(?:latest|HEAD)(?:~(\d+))?$/.exec(ref);
   if (m) {
     const r = runs[runs.length - 1 - Number(m[1] ?? 0)];

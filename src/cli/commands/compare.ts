@@ -12,7 +12,7 @@ interface CompareOptions { recipe?: string; store?: string; json?: boolean; all?
 
 export async function compareCommand(a: string, b: string, o: CompareOptions): Promise<number> {
   const store = new Store(o.recipe ? storeDirFor(o.recipe, o.store) : o.store ?? '.lopper');
-  const c = compareRuns(await findRun(store, a), await findRun(store, b));
+  const c = compareRuns(await findRun(store, a, o.recipe), await findRun(store, b, o.recipe));
   process.stdout.write(o.json ? `${JSON.stringify(c, null, 2)}\n` : `${formatComparison(c, { all: o.all })}\n`);
   return 0;
 }
@@ -24,7 +24,7 @@ export const compareCommandSpec: CliCommand = {
       .description('diff two runs: changed parameters and metric deltas (a run: id prefix, latest, latest~N, or a record file)')
       .argument('<a>', 'first run')
       .argument('<b>', 'second run')
-      .option('-r, --recipe <file>', 'recipe whose store holds the runs')
+      .option('-r, --recipe <file>', 'recipe whose runs to compare (latest, latest~N count among them)')
       .option('--store <dir>', 'store directory (default ./.lopper)')
       .option('--all', 'show unchanged metrics too')
       .addOption(optionTable.json())

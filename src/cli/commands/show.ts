@@ -13,11 +13,11 @@ interface ShowOptions { store?: string; json?: boolean }
 export async function showCommand(file: string | undefined, runRef: string | undefined, o: ShowOptions): Promise<number> {
   const store = new Store(file ? storeDirFor(file, o.store) : o.store ?? '.lopper');
   if (runRef) {
-    const r = await findRun(store, runRef);
+    const r = await findRun(store, runRef, file);
     process.stdout.write(o.json ? `${JSON.stringify(r, null, 2)}\n` : `${formatRun(r)}\n`);
     return 0;
   }
-  const runs = await listRuns(store);
+  const runs = await listRuns(store, file);
   process.stdout.write(o.json
     ? `${JSON.stringify(runs.map((r) => ({ id: r.id, startedAt: r.startedAt, status: r.status, wallMs: r.wallMs, backend: r.backend.backend, metrics: r.metrics })))}\n`
     : `${formatRuns(runs)}\n`);
@@ -29,7 +29,7 @@ export const showCommandSpec: CliCommand = {
   register(program: Command) {
     program.command('show')
       .description('list recorded runs, or show one (id prefix, latest, latest~N)')
-      .argument('[file]', 'recipe file (its store); default ./.lopper')
+      .argument('[file]', 'recipe file: its runs, from its store; default every run in ./.lopper')
       .argument('[run]', 'run to show in full')
       .option('--store <dir>', 'store directory')
       .addOption(optionTable.json())
