@@ -37,3 +37,17 @@ test('show lists runs; compare shows the changed parameter and the metric deltas
   assert.match(text, /pruned\.ratio\s+0\.25\s+0\.5/);
   assert.match(text, /report\.models\.pruned\.perplexity\.stories\s+\S+\s+\S+\s+[+-]\d/);
 });
+
+test('with a recipe, show and compare see only that recipe’s runs of a shared store', async () => {
+  const w = await workdir();
+  const first = await run(w.recipe, base);
+  const other = join(w.dir, 'other.yaml');
+  await writeFile(other, recipeText({ ratio: 0.5 }));
+  const second = await run(other, base);
+  const store = new Store(join(w.dir, '.lopper'));
+  assert.deepEqual((await listRuns(store)).map((r) => r.id), [first.runId, second.runId]);
+  assert.deepEqual((await listRuns(store, w.recipe)).map((r) => r.id), [first.runId]);
+  assert.deepEqual((await listRuns(store, other)).map((r) => r.id), [second.runId]);
+  assert.equal((await findRun(store, 'latest', w.recipe)).id, first.runId);
+  await assert.rejects(findRun(store, 'latest~1', other), /no run "latest~1"/);
+});
