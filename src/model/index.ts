@@ -11,7 +11,7 @@ import { loadLlama2cTokenizer } from './llama2c-tokenizer.js';
 import type { LoadedModel, ModelFormat, Tokenizer } from './types.js';
 
 export type { HostTensor, LayerShape, LlamaConfig, LoadedModel, ModelFormat, RopeScaling, Tokenizer, WeightMap } from './types.js';
-export { LlamaModel, initWeights, checkWeights, LOGITS_CHUNK_ELEMENTS, type ForwardOptions, type LinearHook } from './llama.js';
+export { LlamaModel, initWeights, checkWeights, LOGITS_CHUNK_ELEMENTS, backendMaxTensorBytes, chunkKey, type ForwardOptions, type FromWeightsOptions, type LinearHook } from './llama.js';
 export { readHfConfig, toHfConfig, countParameters, parameterShapes, isUniform, attentionBiasProjections } from './config.js';
 export { readSafetensors, readSafetensorsHeader, writeSafetensors, type SafetensorsTensor } from './safetensors.js';
 export { loadTokenizer, hfTokenizerFromBytes } from './tokenizer.js';

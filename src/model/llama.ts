@@ -5,6 +5,16 @@
 // The LM head is applied in row chunks so that no [tokens × vocab] tensor exceeds LOGITS_CHUNK_ELEMENTS
 // (WebGPU binds at most 2 GiB per tensor; lavapipe 128 MiB). Only ops with tfjs gradients are used
 // (slice/concat/gather/matMul/softmax/logSumExp; no StridedSlice, Einsum, GatherNd, TopK).
+//
+// Split weights: a tensor larger than the backend's per-tensor limit (WebGPU: the device's
+// maxStorageBufferBindingSize; other backends: none; LlamaModel.maxTensorBytes / fromWeights' maxTensorBytes
+// override it) cannot live in one tf.Variable. `model.embed_tokens.weight` and `lm_head.weight` (vocab × hidden:
+// Llama-3-8B's 128,256 × 4,096 float32 is 2,101,346,304 bytes, just under the H200's 2,147,483,644; wider or larger
+// vocabularies exceed it, and lavapipe's 128 MiB any vocab·hidden over 33.5 M) are then kept as row chunks (vocab
+// ranges): the embedding gathers in every chunk
+// with the ids shifted into the chunk's range and clamped, masks out the rows of ids outside it and sums the chunks
+// (GatherV2 + Multiply + Add: differentiable, exact); the LM head multiplies by every chunk and concatenates the
+// logits along the vocab axis. Any other weight over the limit raises LP8007.
 import * as tf from '@tensorflow/tfjs-core';
 import { LopperError } from '../errors/lopper-error.js';
 import { attentionBiasProjections, parameterShapes } from './config.js';
@@ -26,6 +36,8 @@ export interface ForwardOptions {
 export const LOGITS_CHUNK_ELEMENTS = 1 << 24;
 /** Dawn's maxStorageBufferBindingSize on NVIDIA (reference/webgpu.md §0.5). */
 const MAX_BINDING_BYTES = 2_147_483_644;
+/** Weights that may be split into row chunks when they exceed the per-tensor limit. */
+const SPLITTABLE = new Set(['model.embed_tokens.weight', 'lm_head.weight']);
 /** Masked attention scores: exp() of this underflows to exactly 0, as with HF's finfo.min. */
 const MASK_VALUE = -1e9;
 
@@ -36,6 +48,28 @@ let modelCounter = 0;
 
 function numel(shape: number[]): number {
   return shape.reduce((a, d) => a * d, 1);
+}
+
+/**
+ * Largest tensor (bytes) the active tfjs backend can use in one kernel: on WebGPU the device's
+ * maxStorageBufferBindingSize (tfjs binds whole tensors and computes garbage past it); elsewhere no limit (null).
+ */
+export function backendMaxTensorBytes(): number | null {
+  if (tf.getBackend() !== 'webgpu') return null;
+  const device = (tf.backend() as unknown as { device?: { limits?: { maxStorageBufferBindingSize?: number } } }).device;
+  const limit = device?.limits?.maxStorageBufferBindingSize;
+  return typeof limit === 'number' && limit > 0 ? limit : MAX_BINDING_BYTES;
+}
+
+function formatBytes(n: number): string {
+  if (n >= 1 << 30) return `${(n / (1 << 30)).toFixed(2)} GiB`;
+  if (n >= 1 << 20) return `${(n / (1 << 20)).toFixed(1)} MiB`;
+  return `${n} B`;
+}
+
+/** Key in `LlamaModel.params` of row chunk `k` of a split weight. */
+export function chunkKey(name: string, k: number): string {
+  return `${name}#${k}`;
 }
 
 /** Checks a weight map against the shapes the config implies (LP3008/LP3009/LP3010). */
@@ -56,52 +90,127 @@ export function checkWeights(config: LlamaConfig, weights: WeightMap, source = '
   }
 }
 
+export interface FromWeightsOptions {
+  trainable?: boolean;
+  /** Per-tensor byte limit above which embed_tokens / lm_head are split (default: LlamaModel.maxTensorBytes, then the backend's). */
+  maxTensorBytes?: number | null;
+}
+
 export class LlamaModel {
+  /**
+   * Overrides the per-tensor byte limit of every model created afterwards (tests; null = ask the backend:
+   * WebGPU's maxStorageBufferBindingSize, no limit elsewhere). `fromWeights(…, { maxTensorBytes })` wins over it.
+   */
+  static maxTensorBytes: number | null = null;
+
   readonly config: LlamaConfig;
+  /**
+   * The model's tf.Variables, one per device tensor, in config order. An unsplit parameter is keyed by its HF name;
+   * a split one (see `splits`) has no entry under its HF name but one per row chunk, keyed `<hf name>#<k>`
+   * (`chunkKey`), chunk k holding rows [k·c, min((k+1)·c, rows)) of the HF tensor (c = `splits.get(name).chunkRows`).
+   * Optimizers may update these variables in place (the trainer does). `weights()` and `gradients()` speak HF names
+   * and concatenate the chunks; `variablesOf(name)` gives the variables behind an HF name.
+   */
   readonly params: Map<string, tf.Variable>;
+  /** Split parameters by HF name: rows per chunk (all but the last chunk) and the chunk keys in `params`. */
+  readonly splits: ReadonlyMap<string, { rows: number; chunkRows: number; keys: readonly string[] }>;
+  /** The per-tensor byte limit this model was built for (null: none). */
+  readonly maxTensorBytes: number | null;
   private readonly attnBias: Set<string>;
   /** Largest [rows × vocab] logits block materialized by tokenLogProbs/loss (tests lower it to exercise chunking). */
   logitsChunkElements = LOGITS_CHUNK_ELEMENTS;
 
-  private constructor(config: LlamaConfig, params: Map<string, tf.Variable>) {
+  private constructor(config: LlamaConfig, params: Map<string, tf.Variable>,
+    splits: Map<string, { rows: number; chunkRows: number; keys: string[] }>, maxTensorBytes: number | null) {
     this.config = config;
     this.params = params;
+    this.splits = splits;
+    this.maxTensorBytes = maxTensorBytes;
     this.attnBias = new Set(attentionBiasProjections(config));
   }
 
   /**
    * Uploads host weights to tf.Variables. `params` is keyed by HF names; the tfjs variable names get a per-model
-   * prefix (`lopper<N>/<hf name>`) because tfjs requires globally unique variable names.
+   * prefix (`lopper<N>/<key>`) because tfjs requires globally unique variable names. A weight larger than the
+   * per-tensor limit is split into row chunks if it is embed_tokens or lm_head, else refused with LP8007.
    */
-  static fromWeights(config: LlamaConfig, weights: WeightMap, opts: { trainable?: boolean } = {}): LlamaModel {
+  static fromWeights(config: LlamaConfig, weights: WeightMap, opts: FromWeightsOptions = {}): LlamaModel {
     checkWeights(config, weights);
-    if (tf.getBackend() === 'webgpu') {
-      // WebGPU binds whole tensors; Dawn caps a binding at 2 GiB − 4 bytes and tfjs does not check (garbage past it).
-      for (const [name, t] of weights) {
-        if (t.data.byteLength > MAX_BINDING_BYTES) {
-          throw new LopperError('LP8007', `parameter "${name}" (${JSON.stringify(t.shape)}, ${t.data.byteLength} bytes) is larger than the 2 GiB a WebGPU shader can bind`,
-            { hint: 'Use runtime.backend: cpu / wasm / tensorflow for this model.' });
+    const limit = opts.maxTensorBytes !== undefined ? opts.maxTensorBytes : (LlamaModel.maxTensorBytes ?? backendMaxTensorBytes());
+    const plan = new Map<string, { rows: number; chunkRows: number; keys: string[] }>();
+    if (limit !== null) {
+      for (const name of parameterShapes(config).keys()) {
+        const t = weights.get(name)!;
+        const bytes = numel(t.shape) * 4;
+        if (bytes <= limit) continue;
+        const where = tf.getBackend() === 'webgpu' ? 'a WebGPU shader on this device can bind' : 'the per-tensor limit allows';
+        const [rows, cols] = t.shape as [number, number];
+        if (!SPLITTABLE.has(name) || t.shape.length !== 2 || cols * 4 > limit) {
+          throw new LopperError('LP8007', `parameter "${name}" (${JSON.stringify(t.shape)}, ${formatBytes(bytes)}) is larger than the ${formatBytes(limit)} ${where}; only model.embed_tokens.weight and lm_head.weight are split into row chunks`,
+            { hint: 'Use runtime.backend: cpu / wasm / tensorflow for this model, or a device with a larger maxStorageBufferBindingSize.' });
         }
+        const n = Math.ceil(rows / Math.floor(limit / (cols * 4)));
+        const chunkRows = Math.ceil(rows / n);
+        const count = Math.ceil(rows / chunkRows);
+        plan.set(name, { rows, chunkRows, keys: Array.from({ length: count }, (_, k) => chunkKey(name, k)) });
       }
     }
     const id = ++modelCounter;
     const params = new Map<string, tf.Variable>();
+    const upload = (key: string, data: Float32Array, shape: number[]): void => {
+      params.set(key, tf.tidy(() => tf.variable(tf.tensor(data, shape, 'float32'), opts.trainable ?? true, `lopper${id}/${key}`)));
+    };
     try {
       for (const name of parameterShapes(config).keys()) {
         const t = weights.get(name)!;
-        params.set(name, tf.tidy(() => tf.variable(tf.tensor(t.data, t.shape, 'float32'), opts.trainable ?? true, `lopper${id}/${name}`)));
+        const split = plan.get(name);
+        if (!split) { upload(name, t.data, t.shape); continue; }
+        const cols = t.shape[1]!;
+        split.keys.forEach((key, k) => {
+          const start = k * split.chunkRows, n = Math.min(split.chunkRows, split.rows - start);
+          upload(key, t.data.subarray(start * cols, (start + n) * cols), [n, cols]);
+        });
       }
     } catch (e) {
       for (const v of params.values()) v.dispose();
       throw e;
     }
-    return new LlamaModel(config, params);
+    return new LlamaModel(config, params, plan, limit);
   }
 
   private p(name: string): tf.Variable {
     const v = this.params.get(name);
-    if (!v) throw new Error(`internal: no parameter ${name}`);
+    if (!v) throw new Error(this.splits.has(name) ? `internal: parameter ${name} is split; use variablesOf()` : `internal: no parameter ${name}`);
     return v;
+  }
+
+  /** The variables behind an HF parameter name (its row chunks, in order, when split) or behind a `params` key. */
+  variablesOf(name: string): tf.Variable[] {
+    const split = this.splits.get(name);
+    return split ? split.keys.map((k) => this.p(k)) : [this.p(name)];
+  }
+
+  /** HF parameter names in config order. */
+  parameterNames(): string[] {
+    return [...parameterShapes(this.config).keys()];
+  }
+
+  /** Embedding rows of flat int32 ids [n] → [n, H]; over row chunks when embed_tokens is split. */
+  private embed(ids: tf.Tensor1D): tf.Tensor2D {
+    const name = 'model.embed_tokens.weight';
+    const split = this.splits.get(name);
+    if (!split) return tf.gather(this.p(name), ids) as tf.Tensor2D;
+    let out: tf.Tensor2D | null = null;
+    for (let k = 0; k < split.keys.length; k++) {
+      const key = split.keys[k]!;
+      const start = k * split.chunkRows, n = Math.min(split.chunkRows, split.rows - start);
+      const local = tf.sub(ids, tf.scalar(start, 'int32'));
+      const inside = tf.logicalAnd(tf.greaterEqual(local, tf.scalar(0, 'int32')), tf.less(local, tf.scalar(n, 'int32')));
+      const idx = tf.where(inside, local, tf.zerosLike(local));
+      const rows = tf.mul(tf.gather(this.p(key), idx), tf.expandDims(tf.cast(inside, 'float32'), 1)) as tf.Tensor2D;
+      out = out === null ? rows : tf.add(out, rows) as tf.Tensor2D;
+    }
+    return out!;
   }
 
   private linear(prefix: string, x: tf.Tensor, hasBias: boolean, opts: ForwardOptions): tf.Tensor {
@@ -185,7 +294,7 @@ export class LlamaModel {
     for (let j = 0; j < h; j++) { r[(j + h) * D + j] = -1; r[j * D + j + h] = 1; }
     const rope = { rot: tf.tensor2d(r, [D, D]), cos: tf.tensor3d(cos, [T, 1, D]), sin: tf.tensor3d(sin, [T, 1, D]) };
     const masks = new Map<number, tf.Tensor2D>();
-    let x = tf.gather(this.p('model.embed_tokens.weight'), tf.reshape(ids, [B * T])) as tf.Tensor2D;
+    let x = this.embed(tf.reshape(ids, [B * T]) as tf.Tensor1D);
     for (let i = 0; i < this.config.numHiddenLayers; i++) {
       const pre = `model.layers.${i}`;
       x = tf.add(x, this.attention(i, this.rmsNorm(x, `${pre}.input_layernorm.weight`) as tf.Tensor2D, B, T, rope, masks, opts));
@@ -194,21 +303,29 @@ export class LlamaModel {
     return this.rmsNorm(x, 'model.norm.weight') as tf.Tensor2D;
   }
 
-  private headWeight(): tf.Variable {
-    return this.p(this.config.tieWordEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight');
+  /** The LM head's weight: one variable, or its row (vocab) chunks when split. */
+  private headWeights(): tf.Variable[] {
+    return this.variablesOf(this.config.tieWordEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight');
   }
 
   private headLogits(h: tf.Tensor2D, opts: ForwardOptions): tf.Tensor2D {
-    const w = this.headWeight();
-    const base = (x: tf.Tensor): tf.Tensor => tf.matMul(x as tf.Tensor2D, w as tf.Tensor2D, false, true);
+    const ws = this.headWeights();
+    const base = (x: tf.Tensor): tf.Tensor => ws.length === 1
+      ? tf.matMul(x as tf.Tensor2D, ws[0] as tf.Tensor2D, false, true)
+      : tf.concat(ws.map((w) => tf.matMul(x as tf.Tensor2D, w as tf.Tensor2D, false, true)), 1);
     return (opts.linear ? opts.linear('lm_head', h, base) : base(h)) as tf.Tensor2D;
+  }
+
+  /** Largest float32 element count of one tensor (logits blocks). */
+  private maxElements(): number {
+    return Math.floor((this.maxTensorBytes ?? MAX_BINDING_BYTES) / 4);
   }
 
   /** Logits [B, T, V]. Materializes the whole tensor: for small inputs (generation, tests). */
   logits(ids: tf.Tensor2D, opts: ForwardOptions = {}): tf.Tensor3D {
     const [B, T] = ids.shape;
-    if (B * T * this.config.vocabSize * 4 > MAX_BINDING_BYTES) {
-      throw new Error(`logits(): [${B}, ${T}, ${this.config.vocabSize}] would exceed 2 GiB; use tokenLogProbs()/loss(), which chunk the LM head`);
+    if (B * T * this.config.vocabSize > this.maxElements()) {
+      throw new Error(`logits(): [${B}, ${T}, ${this.config.vocabSize}] would exceed ${formatBytes(this.maxElements() * 4)}; use tokenLogProbs()/loss(), which chunk the LM head`);
     }
     return tf.tidy(() => tf.reshape(this.headLogits(this.hidden(ids, opts), opts), [B, T, this.config.vocabSize]) as tf.Tensor3D);
   }
@@ -226,7 +343,7 @@ export class LlamaModel {
       const H = this.config.hiddenSize;
       const targets = tf.reshape(tf.concat([tf.slice(ids, [0, 1], [B, T - 1]), tf.zeros([B, 1], 'int32')], 1), [B * T]) as tf.Tensor1D;
       const rows = B * T;
-      const chunk = Math.max(1, Math.floor(this.logitsChunkElements / V));
+      const chunk = Math.max(1, Math.floor(Math.min(this.logitsChunkElements, this.maxElements()) / V));
       const parts: tf.Tensor1D[] = [];
       for (let start = 0; start < rows; start += chunk) {
         const n = Math.min(chunk, rows - start);
@@ -254,18 +371,24 @@ export class LlamaModel {
     });
   }
 
-  /** Loss and gradients (host copies) w.r.t. the named parameters (default: all). */
+  /**
+   * Loss and gradients (host copies) w.r.t. the named parameters (HF names; default: all). A split parameter's
+   * gradient comes back whole under its HF name (its chunks' gradients concatenated).
+   */
   async gradients(ids: tf.Tensor2D, names?: string[]): Promise<{ loss: number; grads: WeightMap }> {
-    const list = names ?? [...this.params.keys()];
-    const vars = list.map((n) => this.p(n));
-    const { value, grads } = tf.variableGrads(() => this.loss(ids), vars);
+    const list = names ?? this.parameterNames();
+    const varsOf = list.map((n) => this.variablesOf(n));
+    const { value, grads } = tf.variableGrads(() => this.loss(ids), varsOf.flat());
     try {
       const out: WeightMap = new Map();
       for (let i = 0; i < list.length; i++) {
-        const v = vars[i]!;
-        const g = grads[v.name];
-        if (!g) throw new Error(`no gradient for ${list[i]}`);
-        out.set(list[i]!, { shape: g.shape.slice(), data: (await g.data()) as Float32Array });
+        const parts: HostTensor[] = [];
+        for (const v of varsOf[i]!) {
+          const g = grads[v.name];
+          if (!g) throw new Error(`no gradient for ${list[i]}`);
+          parts.push({ shape: g.shape.slice(), data: (await g.data()) as Float32Array });
+        }
+        out.set(list[i]!, concatRows(parts));
       }
       const loss = (await value.data())[0]!;
       return { loss, grads: out };
@@ -275,10 +398,14 @@ export class LlamaModel {
     }
   }
 
-  /** Host copies of every parameter, in canonical (config) order. */
+  /** Host copies of every parameter by HF name (split ones concatenated), in canonical (config) order. */
   async weights(): Promise<WeightMap> {
     const out: WeightMap = new Map();
-    for (const [name, v] of this.params) out.set(name, { shape: v.shape.slice(), data: (await v.data()) as Float32Array });
+    for (const name of this.parameterNames()) {
+      const parts: HostTensor[] = [];
+      for (const v of this.variablesOf(name)) parts.push({ shape: v.shape.slice(), data: (await v.data()) as Float32Array });
+      out.set(name, concatRows(parts));
+    }
     return out;
   }
 
@@ -286,6 +413,16 @@ export class LlamaModel {
     for (const v of this.params.values()) v.dispose();
     this.params.clear();
   }
+}
+
+/** Concatenates host tensors along axis 0 (the row chunks of a split parameter); one part is returned as is. */
+function concatRows(parts: HostTensor[]): HostTensor {
+  if (parts.length === 1) return parts[0]!;
+  const data = new Float32Array(parts.reduce((a, p) => a + p.data.length, 0));
+  let offset = 0;
+  for (const p of parts) { data.set(p.data, offset); offset += p.data.length; }
+  const rows = parts.reduce((a, p) => a + p.shape[0]!, 0);
+  return { shape: [rows, ...parts[0]!.shape.slice(1)], data };
 }
 
 const customGrad = <F>(f: F) => tf.customGrad(f as unknown as Parameters<typeof tf.customGrad>[0]) as unknown;
