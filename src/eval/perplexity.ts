@@ -8,6 +8,10 @@ import type { Tokenizer } from '../model/types.js';
 import { batchTokenLogProbs, type LogProbModel } from './log-probs.js';
 import { readJsonl } from '../data/jsonl.js';
 
+// On cpu/wasm tensor reads resolve as microtasks only: without a macrotask turn between batches, SIGINT and
+// watch-mode events (which abort the signal) would not be seen until the loop ends.
+const turn = (): Promise<void> => new Promise<void>((resolve) => setImmediate(resolve));
+
 export interface PerplexityOptions {
   seqLen: number;
   /** Windows per forward pass. Does not change the result beyond float32 rounding. */
@@ -100,6 +104,7 @@ export async function perplexity(model: LogProbModel, ids: Int32Array, options: 
   let nllSum = 0;
   options.onProgress?.(0, windows);
   for (let first = 0; first < windows; first += batchSize) {
+    if (options.signal) await turn();
     options.signal?.throwIfAborted();
     const count = Math.min(batchSize, windows - first);
     const rows: Int32Array[] = [];

@@ -8,6 +8,10 @@ import type { MultipleChoiceRecord } from '../data/jsonl.js';
 import type { ChoiceRequest, Template, ZeroShotMetric } from './templates.js';
 import { batchTokenLogProbs, nextTokenLogProbs, type LogProbModel } from './log-probs.js';
 
+// On cpu/wasm tensor reads resolve as microtasks only: without a macrotask turn between batches, SIGINT and
+// watch-mode events (which abort the signal) would not be seen until the loop ends.
+const turn = (): Promise<void> => new Promise<void>((resolve) => setImmediate(resolve));
+
 export interface EncodedRequest {
   /** Ids fed to the model: the context ids followed by the continuation ids (left-truncated to the model context). */
   ids: number[];
@@ -179,6 +183,7 @@ export async function zeroShot(
   let pending: number[] = [];
   const flushShared = async () => {
     if (pending.length === 0) return;
+    if (options.signal) await turn();
     options.signal?.throwIfAborted();
     const rows = pending.map((q) => questions[q]!.encoded[0]!.ids.slice(0, questions[q]!.encoded[0]!.start));
     const dists = await nextTokenLogProbs(model, rows, rows.map((r) => r.length - 1));
@@ -198,6 +203,7 @@ export async function zeroShot(
   }
   await flushShared();
   for (const packed of packQuestions(rowIndex.map((i) => questions[i]!.requests.length), options.batchSize)) {
+    if (options.signal) await turn();
     options.signal?.throwIfAborted();
     const batch = packed.map((k) => rowIndex[k]!);
     const flat = batch.flatMap((q) => questions[q]!.encoded);

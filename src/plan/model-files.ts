@@ -22,10 +22,12 @@ export interface ModelFiles {
   path: string;
   /** Absolute paths of the files a loader reads, sorted. */
   files: string[];
-  /** Absolute path of the tokenizer file the entry names (`tokenizer:`), any format; also in `files` when it exists. */
+  /** Absolute path of the tokenizer the entry names (`tokenizer:`, a file or a directory with tokenizer.json). */
   tokenizer?: string;
-  /** What is missing, for LP2008 (empty when everything is there). */
-  missing: { path: string; what: string }[];
+  /** Key labels of the files that `tokenizer:` brings in (`tokenizer`, `tokenizer_config`), by absolute path. */
+  tokenizerLabels: Record<string, string>;
+  /** What is missing, for LP2008 (empty when everything is there); `field` is the entry's field to point at. */
+  missing: { path: string; what: string; field?: 'tokenizer' }[];
 }
 
 /** Files of a model entry; `recipeDir` resolves relative paths. Never throws. */
@@ -33,7 +35,7 @@ export function modelFiles(entry: ModelEntrySpec, recipeDir: string): ModelFiles
   const format = modelFormat(entry);
   const path = resolve(recipeDir, entry.path);
   const files: string[] = [];
-  const missing: { path: string; what: string }[] = [];
+  const missing: ModelFiles['missing'] = [];
   if (format === 'hf') {
     if (!isDirectory(path)) {
       missing.push({ path, what: existsSync(path) ? 'is not a directory (a Hugging Face model is a directory with config.json and *.safetensors)' : 'does not exist' });
@@ -54,13 +56,22 @@ export function modelFiles(entry: ModelEntrySpec, recipeDir: string): ModelFiles
       if (tok && isFile(tok)) files.push(tok);
     }
   }
-  // A tokenizer named in the entry is read by the loader whatever the format (tokenizer.json for hf / gguf too).
+  // A tokenizer named in the entry is read by the loader whatever the format: a llama2.c .bin, a tokenizer.json
+  // (with the tokenizer_config.json beside it, if any), or a directory holding those (src/model/tokenizer.ts).
   const tokenizer = entry.tokenizer !== undefined ? resolve(recipeDir, entry.tokenizer) : undefined;
+  const tokenizerLabels: Record<string, string> = {};
   if (tokenizer !== undefined) {
-    if (isFile(tokenizer)) { if (!files.includes(tokenizer)) files.push(tokenizer); }
-    else missing.push({ path: tokenizer, what: isDirectory(tokenizer) ? 'is a directory, not a tokenizer file' : 'does not exist' });
+    const main = isDirectory(tokenizer) && !tokenizer.endsWith('.bin') ? join(tokenizer, 'tokenizer.json') : tokenizer;
+    if (isFile(main)) {
+      tokenizerLabels[main] = 'tokenizer';
+      const config = join(dirname(main), 'tokenizer_config.json');
+      if (!main.endsWith('.bin') && isFile(config)) tokenizerLabels[config] = 'tokenizer_config';
+      for (const f of Object.keys(tokenizerLabels)) if (!files.includes(f)) files.push(f);
+    } else {
+      missing.push({ path: main, what: 'does not exist', field: 'tokenizer' });
+    }
   }
-  return { format, path, files: files.sort(), ...(tokenizer !== undefined ? { tokenizer } : {}), missing };
+  return { format, path, files: files.sort(), ...(tokenizer !== undefined ? { tokenizer } : {}), tokenizerLabels, missing };
 }
 
 /** llama2.c ships tokenizer.bin (or tokNNN.bin for small vocabularies) next to the checkpoint. */

@@ -322,10 +322,12 @@ export function checkRecipe(resolved: ResolvedRecipe, options: CheckOptions = {}
   for (const [name, entry] of Object.entries(models)) {
     const f = filesOfModel(name);
     for (const m of f.missing) {
-      const field = (entry as ModelEntry).tokenizer !== undefined && m.path === resolve(resolved.dir, (entry as ModelEntry).tokenizer!) ? 'tokenizer' : 'path';
+      const field = m.field ?? 'path';
       fileProblem(new LopperError('LP2008', `model "${name}": ${relative(process.cwd(), m.path) || m.path} ${m.what}`, {
         location: resolved.locate(['models', name, field], 'value'),
-        hint: 'point path at a local copy of the checkpoint (paths are relative to the recipe file)',
+        hint: field === 'tokenizer'
+          ? 'point tokenizer at the tokenizer file (llama2.c .bin or tokenizer.json) or a directory holding tokenizer.json (paths are relative to the recipe file)'
+          : 'point path at a local copy of the checkpoint (paths are relative to the recipe file)',
       }));
     }
     const c = modelLayerCount(entry as ModelEntry, resolved.dir);
@@ -390,7 +392,7 @@ export async function planChecked(checked: CheckedRecipe, options: PlanOptions =
       const f = modelFiles(models[name] as ModelEntry, resolved.dir);
       const files: Record<string, string> = {};
       for (const file of f.files) {
-        const label = file === f.tokenizer ? 'tokenizer' : f.format === 'hf' ? relative(f.path, file) : file === f.path ? 'model' : 'tokenizer';
+        const label = f.tokenizerLabels[file] ?? (f.format === 'hf' ? relative(f.path, file) : file === f.path ? 'model' : 'tokenizer');
         files[label] = await hash(file);
       }
       modelInputs[name] = { format: f.format, files };

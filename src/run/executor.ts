@@ -3,7 +3,7 @@
 // the store when it finishes. A cancelled or failed stage leaves nothing behind but its removed temp dir.
 import { LopperError, StageCancelled } from '../errors/lopper-error.js';
 import type { Plan, PlannedStage } from '../plan/types.js';
-import type { DatasetSpec, ProgressReporter, StageContext, StageModule } from '../stages/types.js';
+import type { DatasetSpec, ModelRef, ProgressReporter, StageContext, StageModule } from '../stages/types.js';
 import { ensureBackend, withDeviceChecks, type BackendInfo } from './backend-init.js';
 import { deviceSlot, Slot, stageResource } from './device-slot.js';
 import { missReasons } from './explain.js';
@@ -309,12 +309,28 @@ export class Execution {
       for (const d of byId.get(id)?.dependsOn ?? []) if (!ancestors.has(d)) { ancestors.add(d); visit(d); }
     };
     visit(stage.id);
-    const recipeModels = new Map<string, string>();
-    for (const s of plan.stages) for (const [name, path] of Object.entries(s.models)) recipeModels.set(name, path);
+    // `models:` entries read by any stage of the plan (a reference recorded in an upstream output, e.g. groups.json's
+    // "model", may name one this stage does not list itself).
+    const recipeModels = new Map<string, ModelRef>();
+    for (const s of plan.stages) {
+      for (const [name, path] of Object.entries(s.models)) {
+        const ref = s.modelRefs?.[name] ?? { path };
+        if (!recipeModels.has(name) || s.modelRefs?.[name]) recipeModels.set(name, ref);
+      }
+    }
     const upstreamDir = (ref: string): string | undefined => {
       const id = stage.stageRefs[ref] ?? ref;
       const up = ancestors.has(id) ? byId.get(id) : undefined;
       return up ? store.outputDir(up.key) : undefined;
+    };
+    const modelRef = (ref: string): ModelRef => {
+      const path = stage.models[ref];
+      if (path !== undefined) return stage.modelRefs?.[ref] ?? { path };
+      const dir = upstreamDir(ref);
+      if (dir !== undefined) return { path: `${dir}/model` };
+      const entry = recipeModels.get(ref);
+      if (entry !== undefined) return entry;
+      throw new LopperError('LP7001', `stage ${stage.id} asked for model "${ref}", which is neither a models: entry nor a stage upstream of it`);
     };
     return {
       id: stage.id,
@@ -323,13 +339,10 @@ export class Execution {
       recipeDir: plan.recipeDir,
       outDir,
       modelPath(ref) {
-        const model = stage.models[ref];
-        if (model !== undefined) return model;
-        const dir = upstreamDir(ref);
-        if (dir !== undefined) return `${dir}/model`;
-        const entry = recipeModels.get(ref);
-        if (entry !== undefined) return entry;
-        throw new LopperError('LP7001', `stage ${stage.id} asked for model "${ref}", which is neither a models: entry nor a stage upstream of it`);
+        return modelRef(ref).path;
+      },
+      model(ref) {
+        return { ...modelRef(ref) };
       },
       stageDir(ref) {
         const dir = upstreamDir(ref);

@@ -33,7 +33,7 @@ function looksLikePath(s: string): boolean {
 }
 
 /** One human-readable line per changed leaf of the key inputs. */
-export function diffKeyInputs(before: Record<string, unknown>, after: Record<string, unknown>, stage?: Pick<PlannedStage, 'models' | 'datasets'>): string[] {
+export function diffKeyInputs(before: Record<string, unknown>, after: Record<string, unknown>, stage?: Pick<PlannedStage, 'models' | 'modelRefs' | 'datasets'>): string[] {
   const a = new Map(flatten(before).map((l) => [JSON.stringify(l.path), l]));
   const b = new Map(flatten(after).map((l) => [JSON.stringify(l.path), l]));
   const paths = [...new Set([...a.keys(), ...b.keys()])].sort();
@@ -52,7 +52,10 @@ export function diffKeyInputs(before: Record<string, unknown>, after: Record<str
     }
     if (path[0] === 'models' && path.length === 4 && path[2] === 'files') {
       const dir = stage?.models[path[1]!];
-      const file = dir ? (path[3] === 'model' || path[3] === 'tokenizer' ? `${path[1]} ${path[3]} (${dir})` : `${dir}/${path[3]}`) : `${path[1]}/${path[3]}`;
+      // Labels: a file of an hf directory by name; `model`, `tokenizer`, `tokenizer_config` (the files `tokenizer:` names).
+      const tokenizer = path[3] === 'tokenizer' || path[3] === 'tokenizer_config' ? stage?.modelRefs?.[path[1]!]?.tokenizer : undefined;
+      const named = path[3] === 'model' || path[3] === 'tokenizer' || path[3] === 'tokenizer_config';
+      const file = dir ? (named ? `${path[1]} ${path[3]} (${tokenizer ?? dir})` : `${dir}/${path[3]}`) : `${path[1]}/${path[3]}`;
       lines.push(va === undefined ? `file ${file} added` : vb === undefined ? `file ${file} no longer read` : `file ${file} changed`);
       continue;
     }

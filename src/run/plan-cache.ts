@@ -71,7 +71,10 @@ export async function cachedPlan(
   storeDir: string, recipePath: string, options: { set?: readonly string[]; backend?: string }, compute: () => Promise<Plan>,
 ): Promise<{ plan: Plan; cached: boolean }> {
   const path = planCachePath(storeDir, recipePath, options);
-  const [text, code] = await Promise.all([readFile(recipePath), lopperCode()]);
+  // An unreadable recipe (missing, a directory): the planner reports it properly (LP1014), without a cache.
+  const text = await readFile(recipePath).catch(() => undefined);
+  if (text === undefined) return { plan: await compute(), cached: false };
+  const code = await lopperCode();
   const recipeSha = sha256Hex(text);
   try {
     const entry = JSON.parse(await readFile(path, 'utf8')) as Entry;

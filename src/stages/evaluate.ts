@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { LopperError, StageCancelled } from '../errors/lopper-error.js';
-import { loadModel } from '../model/index.js';
+import { loadModelRef } from './model-ref.js';
 import { LlamaModel } from '../model/llama.js';
 import { countParameters } from '../model/config.js';
 import type { Tokenizer } from '../model/types.js';
@@ -114,6 +114,11 @@ async function loadTasks(ctx: StageContext, params: EvaluateParams): Promise<Tas
     const templateSpec = (spec.template ?? spec.options.template) as TemplateSpec | undefined;
     const template = resolveTemplate(templateSpec);
     const records = await readMultipleChoice(spec.path, limit);
+    if (records.length === 0) {
+      throw new LopperError('LP5011', `${spec.path}: zero-shot task "${dataset}" has no records to score (the file holds no non-empty line)`, {
+        location: { file: spec.path }, hint: 'Each line of a multiple-choice dataset is one {"question", "choices", "label"} record.',
+      });
+    }
     // Render every record now, so a record the template cannot use fails before any model is loaded.
     for (const record of records) {
       try {
@@ -137,7 +142,7 @@ async function run(ctx: StageContext) {
 
   const metrics: MetricsFile = { models: {}, baseline: params.models[0] };
   for (const ref of params.models) {
-    const loaded = await loadModel(ctx.modelPath(ref));
+    const loaded = await loadModelRef(ctx, ref);
     const tokenizer = loaded.tokenizer;
     if (!tokenizer) {
       throw new LopperError('LP5009', `model "${ref}" (${loaded.source}) has no tokenizer; evaluate needs one`, {

@@ -8,13 +8,14 @@ import type { LlamaConfig } from '../model/types.js';
 import { buildGroups, type GroupMode } from '../prune/groups.js';
 import { enumParam, nestedRange, rangeParam, stringParam } from '../prune/stage-params.js';
 import { GROUPS_FILE, groupToJson, writeJsonAtomic, type GroupsFile } from '../prune/stage-files.js';
-import type { StageContext, StageModule } from './types.js';
+import { loadOptions } from './model-ref.js';
+import type { ModelRef, StageContext, StageModule } from './types.js';
 
 /** A model's config without reading its weights when it is a Hugging Face directory. */
-async function modelConfig(path: string): Promise<LlamaConfig> {
-  const isHfDir = await stat(join(path, 'config.json')).then((s) => s.isFile(), () => false);
-  if (isHfDir) return readHfConfigFile(path);
-  return (await loadModel(path)).config;
+async function modelConfig(ref: ModelRef): Promise<LlamaConfig> {
+  const isHfDir = ref.format !== 'llama2c' && ref.format !== 'gguf' && await stat(join(ref.path, 'config.json')).then((s) => s.isFile(), () => false);
+  if (isHfDir) return readHfConfigFile(ref.path);
+  return (await loadModel(ref.path, loadOptions(ref))).config;
 }
 
 const stage: StageModule = {
@@ -28,7 +29,7 @@ const stage: StageModule = {
     const attention = mode === 'block' ? nestedRange(p, 'attention', ctx.id) : undefined;
     const mlp = mode === 'block' ? nestedRange(p, 'mlp', ctx.id) : undefined;
     const layers = mode === 'block' ? undefined : rangeParam(p.layers, '`layers`', ctx.id);
-    const config = await modelConfig(ctx.modelPath(model));
+    const config = await modelConfig(ctx.model(model));
     const groups = buildGroups(config, { mode, attention, mlp, layers });
     const file: GroupsFile = {
       format: 'lopper.groups/1', model, mode,

@@ -4,7 +4,7 @@
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { LopperError } from '../errors/lopper-error.js';
-import { LlamaModel, loadModel, requireTokenizer, saveModel } from '../model/index.js';
+import { LlamaModel, requireTokenizer, saveModel } from '../model/index.js';
 import { LORA_TARGETS, LoraAdapters, type LoraOptions, type LoraTarget } from '../lora/adapters.js';
 import { mergeAdapters } from '../lora/merge.js';
 import { writePeftAdapter } from '../lora/peft.js';
@@ -12,6 +12,7 @@ import { datasetExamples, splitValidation } from '../train/examples.js';
 import { readTrainSettings } from '../train/options.js';
 import { runTraining } from '../train/run-training.js';
 import type { TrainTask } from '../train/trainer.js';
+import { loadModelRef } from './model-ref.js';
 import type { StageContext, StageModule } from './types.js';
 
 export function readLoraOptions(stage: string, value: unknown): LoraOptions {
@@ -35,8 +36,7 @@ async function run(ctx: StageContext) {
   const p = ctx.params;
   const settings = readTrainSettings(ctx.id, p.train);
   const loraOptions = readLoraOptions(ctx.id, p.lora);
-  const source = ctx.modelPath(String(p.model));
-  const loaded = await loadModel(source);
+  const loaded = await loadModelRef(ctx, String(p.model));
   const tokenizer = requireTokenizer(loaded);
   const exampleOptions = { cutoffLen: settings.cutoffLen, trainOnInputs: settings.trainOnInputs };
   const all = await datasetExamples(ctx.dataset(String(p.dataset)), tokenizer, exampleOptions);

@@ -6,7 +6,8 @@ import { rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { LopperError } from '../errors/lopper-error.js';
 import { countParameters } from '../model/config.js';
-import { loadModel, saveModel } from '../model/index.js';
+import { saveModel } from '../model/index.js';
+import { loadModelRef } from './model-ref.js';
 import type { LlamaConfig } from '../model/types.js';
 import type { PruningGroup } from '../prune/groups.js';
 import { checkLegal, keptUnits, type Scope, type ScoredGroup } from '../prune/selection.js';
@@ -106,7 +107,7 @@ const stage: StageModule = {
       }
       return { group: g, scores: Float64Array.from(s) };
     });
-    const loaded = await loadModel(ctx.modelPath(file.model));
+    const loaded = await loadModelRef(ctx, file.model);
     const config = loaded.config;
     checkAgainstConfig(groups, config, importanceRef);
     const paramsBefore = countParameters(config);

@@ -10,7 +10,7 @@ import { LopperError, StageCancelled } from '../errors/lopper-error.js';
 import { calibrationBatch, type Sampling } from '../data/calibration.js';
 import { readTextRecords } from '../data/text.js';
 import { LlamaModel } from '../model/llama.js';
-import { loadModel } from '../model/index.js';
+import { loadModelRef } from './model-ref.js';
 import { writeSafetensors, type WritableTensor } from '../model/safetensors.js';
 import type { HostTensor, WeightMap } from '../model/types.js';
 import { type PruningGroup, memberParam } from '../prune/groups.js';
@@ -84,12 +84,17 @@ interface Gradients {
 
 async function taylorGradients(ctx: StageContext, model: LlamaModel, ids: Int32Array, samples: number, seqLen: number, names: string[], fisher: boolean): Promise<Gradients> {
   ctx.progress.start('backward passes', 1 + (fisher ? samples : 0));
-  const check = () => { if (ctx.signal.aborted) throw new StageCancelled(ctx.id); };
+  // A macrotask turn before each check: on cpu/wasm tensor reads resolve as microtasks only, so SIGINT (which
+  // aborts the signal) would otherwise not be seen until every backward pass is done.
+  const check = async () => {
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    if (ctx.signal.aborted) throw new StageCancelled(ctx.id);
+  };
   let f: Map<string, Float32Array> | null = null;
   if (fisher) {
     f = new Map();
     for (let j = 0; j < samples; j++) {
-      check();
+      await check();
       const x = tf.tensor2d(ids.subarray(j * seqLen, (j + 1) * seqLen), [1, seqLen], 'int32');
       try {
         const { grads } = await model.gradients(x, names);
@@ -105,7 +110,7 @@ async function taylorGradients(ctx: StageContext, model: LlamaModel, ids: Int32A
       ctx.progress.tick();
     }
   }
-  check();
+  await check();
   const x = tf.tensor2d(ids, [samples, seqLen], 'int32');
   try {
     const { loss, grads } = await model.gradients(x, names);
@@ -127,7 +132,7 @@ const stage: StageModule = {
     const taylor = enumParam<TaylorVariant>(p, 'taylor', ['vectorize', 'param_first', 'param_second', 'param_mix'], 'param_first', ctx.id);
     const gf = await readStageJson<GroupsFile>(ctx.stageDir(groupsRef), GROUPS_FILE, 'lopper.groups/1', groupsRef);
     const groups = gf.groups.map(groupFromJson);
-    const loaded = await loadModel(ctx.modelPath(gf.model));
+    const loaded = await loadModelRef(ctx, gf.model);
     checkGroups(groups, loaded.weights, groupsRef);
 
     const tensors = new Map<string, WritableTensor>();

@@ -4,13 +4,14 @@
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { LopperError } from '../errors/lopper-error.js';
-import { LlamaModel, countParameters, hfTokenizerFromBytes, initWeights, loadModel, requireTokenizer, saveModel } from '../model/index.js';
+import { LlamaModel, countParameters, hfTokenizerFromBytes, initWeights, requireTokenizer, saveModel } from '../model/index.js';
 import type { LlamaConfig, Tokenizer } from '../model/types.js';
 import { BYTE_LEVEL_VOCAB_SIZE, tokenizerFiles, trainBpe } from '../train/bpe.js';
 import { datasetExamples, datasetText, splitValidation } from '../train/examples.js';
 import { readTrainSettings } from '../train/options.js';
 import { decaysExceptNormsAndBiases, runTraining } from '../train/run-training.js';
 import type { TrainTask } from '../train/trainer.js';
+import { loadModelRef } from './model-ref.js';
 import type { StageContext, StageModule } from './types.js';
 
 function int(stage: string, raw: Record<string, unknown>, key: string, fallback?: number): number {
@@ -50,7 +51,7 @@ export function modelConfigOf(stage: string, value: unknown, tokenizer: Tokenize
 
 async function tokenizerFor(ctx: StageContext): Promise<Tokenizer> {
   const spec = (ctx.params.tokenizer ?? {}) as Record<string, unknown>;
-  if (typeof spec.from === 'string') return requireTokenizer(await loadModel(ctx.modelPath(spec.from)));
+  if (typeof spec.from === 'string') return requireTokenizer(await loadModelRef(ctx, spec.from));
   const kind = spec.kind ?? 'bpe';
   if (kind !== 'bpe' && kind !== 'byte') throw new LopperError('LP6006', `stage ${ctx.id}: tokenizer.kind must be bpe or byte, got ${JSON.stringify(kind)}`);
   const vocabSize = kind === 'byte' ? BYTE_LEVEL_VOCAB_SIZE : spec.vocab_size ?? 512;

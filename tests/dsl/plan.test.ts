@@ -176,3 +176,47 @@ stages:
   const p = await plan(path, { versions, set: ['models.gone.path=tiny.bin'] });
   assert.deepEqual(p.stages[0]!.files, [join(dir, 'tiny.bin'), join(dir, 'tok32.bin')]);
 });
+
+test('a tokenizer: kept elsewhere is in the files and keys of the stages that read the model, and in their modelRefs', async () => {
+  const dir = workspace();
+  mkdirSync(join(dir, 'tok'));
+  writeFileSync(join(dir, 'tok', 'tokenizer.json'), '{"model":{}}');
+  writeFileSync(join(dir, 'tok', 'tokenizer_config.json'), '{}');
+  const header = Buffer.alloc(28);
+  [8, 16, 3, 2, 2, 32, 64].forEach((v, i) => header.writeInt32LE(v, i * 4));
+  writeFileSync(join(dir, 'tiny.bin'), header);
+  writeFileSync(join(dir, 'tok', 'tok32.bin'), 'tok');
+  const recipe = (hfTok: string, binTok: string) => `version: 1
+name: tok
+models:
+  hf: { path: model, tokenizer: ${hfTok} }
+  bin: { path: tiny.bin, tokenizer: ${binTok} }
+datasets:
+  text: { path: text.txt, format: text }
+stages:
+  groups: { kind: group, model: bin, mode: channel, layers: [0, 3] }
+  report: { kind: evaluate, models: [hf, bin], perplexity: { datasets: [text] } }
+`;
+  const path = write(dir, recipe('tok/tokenizer.json', 'tok/tok32.bin'));
+  const p = await plan(path, { versions });
+  const report = p.stages.find((s) => s.id === 'report')!;
+  for (const f of ['tok/tokenizer.json', 'tok/tokenizer_config.json', 'tok/tok32.bin']) assert.ok(report.files.includes(join(dir, f)), f);
+  assert.deepEqual(report.modelRefs, {
+    hf: { path: join(dir, 'model'), tokenizer: join(dir, 'tok', 'tokenizer.json') },
+    bin: { path: join(dir, 'tiny.bin'), tokenizer: join(dir, 'tok', 'tok32.bin') },
+  });
+  const models = report.keyInputs.models as Record<string, { files: Record<string, string> }>;
+  assert.deepEqual(Object.keys(models.hf!.files).sort(), ['config.json', 'model.safetensors', 'tokenizer', 'tokenizer.json', 'tokenizer_config'].sort());
+  assert.deepEqual(Object.keys(models.bin!.files).sort(), ['model', 'tokenizer']);
+  // A directory works as the tokenizer too (its tokenizer.json); editing the tokenizer changes the keys.
+  const byDir = await plan(write(dir, recipe('tok', 'tok/tok32.bin')), { versions });
+  assert.deepEqual(keys(byDir), keys(p));
+  writeFileSync(join(dir, 'tok', 'tokenizer.json'), '{"model":{"vocab":{}}}');
+  assert.deepEqual(changed(p, await plan(path, { versions })), ['report']);
+  // A missing tokenizer fails the plan at the entry's tokenizer field.
+  const text = recipe('tok/none.json', 'tok/tok32.bin');
+  write(dir, text);
+  const col = text.split('\n')[3]!.indexOf('tok/none.json') + 1;
+  await assert.rejects(plan(path, { versions }), (e: unknown) => e instanceof LopperErrors
+    && e.errors.map((x) => `${x.code} ${x.location?.line}:${x.location?.column}`).join() === `LP2008 4:${col}`);
+});

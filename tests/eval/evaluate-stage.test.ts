@@ -28,6 +28,7 @@ function context(params: Record<string, unknown>, outDir: string, datasets: Reco
     recipeDir: outDir,
     outDir,
     modelPath: (ref) => models[ref] ?? assert.fail(`unknown model ${ref}`),
+    model: (ref) => ({ path: models[ref] ?? assert.fail(`unknown model ${ref}`) }),
     stageDir: () => assert.fail('no stage refs'),
     dataset: (name) => datasets[name] ?? assert.fail(`unknown dataset ${name}`),
     progress: {

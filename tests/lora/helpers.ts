@@ -53,6 +53,11 @@ export async function runStage(bench: Bench, stage: StageModule, id: string, par
       if (!m) throw new Error(`unknown model ${ref}`);
       return m;
     },
+    model: (ref) => {
+      const m = bench.models[ref];
+      if (!m) throw new Error(`unknown model ${ref}`);
+      return { path: m };
+    },
     stageDir: () => { throw new Error('no stage dirs'); },
     dataset: (name) => {
       const d = bench.datasets[name];

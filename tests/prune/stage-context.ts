@@ -23,6 +23,7 @@ export class StageBench {
     const ctx: StageContext = {
       id, params: { kind: stage.kind, ...params }, seed: this.seed, recipeDir: this.root, outDir,
       modelPath: (ref) => this.modelPath(ref),
+      model: (ref) => ({ path: this.modelPath(ref) }),
       stageDir: (ref) => {
         const d = this.outputs.get(ref);
         if (!d) throw new Error(`unknown stage ${ref}`);

@@ -178,6 +178,7 @@ stages:
     kind: 'refs', version: '1', outputKind: 'scores' as const,
     async run(ctx: import('../../src/stages/types.js').StageContext) {
       seen.model = ctx.modelPath('base');
+      assert.deepEqual(ctx.model('base'), { path: seen.model });
       seen.groups = ctx.stageDir('groups');
       seen.base = ctx.stageDir('base');
       assert.throws(() => ctx.stageDir('scores'), (e: unknown) => e instanceof LopperError && e.code === 'LP7001');
