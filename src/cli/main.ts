@@ -44,6 +44,12 @@ export function createProgram(): Command {
   return program;
 }
 
+// `lopper plan … | head` closes the pipe early: that is the reader being done, not an error.
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+  throw e;
+});
+
 try {
   await createProgram().parseAsync(process.argv);
 } catch (e) {

@@ -82,7 +82,7 @@ export interface ModelEntry {
    */
   path: string;
   /**
-   * Tokenizer file for a llama2.c `.bin` checkpoint (e.g. tok512.bin); relative to the recipe file.
+   * Tokenizer to use instead of the one found beside the model: a llama2.c tokenizer (e.g. tok512.bin), a Hugging Face tokenizer.json, or a directory holding one; relative to the recipe file.
    */
   tokenizer?: string;
   /**

@@ -117,3 +117,9 @@ test('--help works everywhere and every command that reads a recipe takes --set 
     assert.match(r.stdout, /--backend <name>/, `${c} --backend`);
   }
 });
+
+test('watch on a recipe that does not exist fails at once (LP1014, exit 1) instead of waiting', { skip: !built && `${main} missing: run npx tsc -p . first` }, () => {
+  const r = spawnSync(process.execPath, [main, 'watch', 'no-such-recipe.yaml'], { encoding: 'utf8', timeout: 20_000 });
+  assert.equal(r.status, 1, r.stderr);
+  assert.match(r.stderr, /no-such-recipe\.yaml error\[LP1014\]: recipe no-such-recipe\.yaml does not exist/);
+});

@@ -1,5 +1,6 @@
 // lopper watch FILE: rerun invalidated stages whenever the recipe or a file it reads changes.
 import type { Command } from 'commander';
+import { readRecipeFile } from '../../dsl/resolve.js';
 import { watch } from '../../run/watch.js';
 import type { CliCommand } from '../command.js';
 import { withOptions, type CommonOptions } from '../options.js';
@@ -8,6 +9,8 @@ import { action } from '../report.js';
 interface WatchOptions extends CommonOptions { store?: string; debounce?: string }
 
 export async function watchCommand(file: string, o: WatchOptions): Promise<number> {
+  // A recipe that cannot be read at all is a mistyped path, not an edit in progress: fail (LP1014) instead of waiting.
+  await readRecipeFile(file);
   const h = watch(file, { set: o.set, backend: o.backend, store: o.store, debounceMs: o.debounce ? Number(o.debounce) : undefined });
   let interrupts = 0;
   const onSigint = () => {
