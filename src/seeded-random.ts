@@ -37,18 +37,21 @@ export function seededPermutation(n: number, seed: number): number[] {
   return order;
 }
 
-/** Standard normal samples (Box–Muller) from a seeded generator. */
-export function normalSamples(count: number, seed: number): Float32Array {
-  const random = mulberry32(seed);
-  const out = new Float32Array(count);
-  for (let i = 0; i < count; i += 2) {
+/** Fills `out` with N(0, std²) samples (Box–Muller, two per pair of draws) taken from `random`. */
+export function fillNormal(out: Float32Array, random: () => number, std = 1): Float32Array {
+  for (let i = 0; i < out.length; i += 2) {
     const u1 = Math.max(random(), 1e-12);
     const u2 = random();
-    const r = Math.sqrt(-2 * Math.log(u1));
+    const r = Math.sqrt(-2 * Math.log(u1)) * std;
     out[i] = r * Math.cos(2 * Math.PI * u2);
-    if (i + 1 < count) out[i + 1] = r * Math.sin(2 * Math.PI * u2);
+    if (i + 1 < out.length) out[i + 1] = r * Math.sin(2 * Math.PI * u2);
   }
   return out;
+}
+
+/** Standard normal samples (Box–Muller) from a seeded generator. */
+export function normalSamples(count: number, seed: number): Float32Array {
+  return fillNormal(new Float32Array(count), mulberry32(seed));
 }
 
 /** Uniform samples in [low, high) from a seeded generator. */

@@ -22,7 +22,7 @@ import { registerCpuKernels } from '../backend/cpu-kernels.js';
 import { registerGradients } from './gradients.js';
 import { ropeTables } from './rope.js';
 import type { HostTensor, LlamaConfig, WeightMap } from './types.js';
-import { mulberry32 } from '../seeded-random.js';
+import { fillNormal, mulberry32 } from '../seeded-random.js';
 
 export type LinearHook = (name: string /* e.g. 'model.layers.3.self_attn.q_proj' */, x: tf.Tensor, base: (x: tf.Tensor) => tf.Tensor) => tf.Tensor;
 
@@ -497,14 +497,8 @@ export function initWeights(config: LlamaConfig, seed: number, std = 0.02): Weig
   for (const [name, shape] of parameterShapes(config)) {
     const data = new Float32Array(numel(shape));
     if (name.endsWith('norm.weight')) data.fill(1);
-    else if (!name.endsWith('.bias')) {
-      for (let i = 0; i < data.length; i += 2) {
-        const u1 = Math.max(rand(), 1e-12), u2 = rand();
-        const r = Math.sqrt(-2 * Math.log(u1)) * std;
-        data[i] = r * Math.cos(2 * Math.PI * u2);
-        if (i + 1 < data.length) data[i + 1] = r * Math.sin(2 * Math.PI * u2);
-      }
-    }
+    // One generator across all tensors, in parameter order: the init depends only on (config, seed).
+    else if (!name.endsWith('.bias')) fillNormal(data, rand, std);
     out.set(name, { shape: shape.slice(), data } satisfies HostTensor);
   }
   return out;

@@ -26,22 +26,12 @@ export interface CheckOptions {
   missingFiles?: 'error' | 'warning';
 }
 
-/** A stage instance before its key is computed. */
-export interface StageInstance {
-  id: string;
+/** A stage instance before its key is computed: a PlannedStage without its key, plus the template it came from. */
+export interface StageInstance extends Omit<PlannedStage, 'name' | 'matrix' | 'modelRefs' | 'key' | 'keyInputs'> {
   template: StageTemplate;
-  kind: string;
-  outputKind: OutputKind;
   /** All matrix values this instance is bound to (own and inherited), in variable order. */
   matrix: Record<string, MatrixValue>;
-  params: Record<string, unknown>;
-  dependsOn: string[];
-  stageRefs: Record<string, string>;
-  models: Record<string, string>;
-  /** The same entries as the loader needs them: path, tokenizer, format. */
   modelRefs: Record<string, ModelRef>;
-  datasets: Record<string, DatasetSpec>;
-  files: string[];
 }
 
 export interface CheckedRecipe {
