@@ -5,7 +5,7 @@
 // classic shader hash u = fract(sin(i·12.9898 + j·78.233 + seed)·43758.5453) — five elementwise ops, no upload — and
 // scaled to a uniform distribution with the requested standard deviation. Good enough for timing; not for training.
 import * as tf from '@tensorflow/tfjs-core';
-import { LlamaModel } from '../src/model/llama.js';
+import { LlamaModel, backendMaxTensorBytes } from '../src/model/llama.js';
 import { parameterShapes } from '../src/model/config.js';
 import type { LlamaConfig } from '../src/model/types.js';
 
@@ -46,8 +46,10 @@ export function deviceRandomModel(config: LlamaConfig, seed: number, std = 0.02)
     params.set(name, tf.variable(value, true, `devmodel${id}/${name}`));
     value.dispose();
   }
-  const Ctor = LlamaModel as unknown as new (config: LlamaConfig, params: Map<string, tf.Variable>) => LlamaModel;
-  return new Ctor(config, params);
+  // No parameter of the shapes benchmarked here exceeds the binding limit, so none is split.
+  const Ctor = LlamaModel as unknown as new (config: LlamaConfig, params: Map<string, tf.Variable>,
+    splits: Map<string, unknown>, maxTensorBytes: number | null) => LlamaModel;
+  return new Ctor(config, params, new Map(), backendMaxTensorBytes());
 }
 
 /** LLaMA-7B (Touvron et al. 2023; HF meta-llama/Llama-2-7b-hf config): 6.74 B parameters. */

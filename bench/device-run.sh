@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Everything the GPU machine runs in one device call, each part under its own time limit; results under $OUT.
 # Needs .device (../shared/device/prepare.sh), dist (npx tsc -p .) and .devdata (stories260K model, data, recipes).
-#   usage: bash bench/device-run.sh PARTS   (comma list: tests,7b-mixed,7b-float32,stability,recipe-mixed,recipe-float32,stories)
+#   usage: bash bench/device-run.sh PARTS   (comma list: tests,probe,7b-mixed,7b-mixed-unfused,7b-float32,stability,recipe-mixed,recipe-float32)
 set -u
 parts=",${1:-tests,7b-mixed,7b-float32,stability,recipe-mixed},"
 log=$OUT/log.txt
@@ -12,12 +12,20 @@ nvidia-smi --query-gpu=name,memory.used,memory.total,clocks.sm --format=csv >>"$
 B="node --import tsx bench/gpu-bench.ts --backend webgpu"
 if has tests; then
   step tests
-  timeout 60 node --import tsx --test tests/backend/webgpu.test.ts >"$OUT/tests.log" 2>&1; echo "tests rc=$?" | tee -a "$log"
+  timeout 90 node --import tsx --test tests/backend/webgpu.test.ts tests/backend/fused-ops.test.ts tests/backend/tensor-core-emulated.test.ts >"$OUT/tests.log" 2>&1; echo "tests rc=$?" | tee -a "$log"
   grep -E '^# (pass|fail|skip)|^not ok' "$OUT/tests.log" | tee -a "$log"
+fi
+if has probe; then
+  step matmul probe
+  timeout "${TPROBE:-150}" node --import tsx bench/matmul-probe.ts --reps "${REPS:-20}" --out "$OUT/matmul-probe.json" >>"$log" 2>&1; echo "rc=$?" | tee -a "$log"
 fi
 if has 7b-mixed; then
   step 7b mixed
   timeout "${T7M:-170}" $B --precision mixed --model llama7b --matmul --runs 3 --out "$OUT/llama7b-mixed.json" >>"$log" 2>&1; echo "rc=$?" | tee -a "$log"
+fi
+if has 7b-mixed-unfused; then
+  step 7b mixed without fused ops
+  LOPPER_FUSED_OPS=0 timeout "${T7U:-150}" $B --precision mixed --model llama7b --runs 3 --out "$OUT/llama7b-mixed-unfused.json" >>"$log" 2>&1; echo "rc=$?" | tee -a "$log"
 fi
 if has stability; then
   step stories260k mixed + stability

@@ -14,7 +14,8 @@ import { resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../src/backend/index.js';
 import { assertNoDeviceError, deviceErrors, releaseFreeGpuBuffers, webGpuInfo } from '../src/backend/webgpu.js';
-import { float32MatMulTensors, setTensorCoreOptions, tensorCoreMatMulTensors, tensorCoreStats } from '../src/backend/kernels/register.js';
+import { float32MatMulTensors, tensorCoreMatMulTensors, tensorCoreStats } from '../src/backend/kernels/register.js';
+import { fusedOpsActive, setFusedOpsEnabled } from '../src/backend/kernels/fused-ops.js';
 import { loadModel } from '../src/model/index.js';
 import { LlamaModel } from '../src/model/llama.js';
 import { LoraAdapters, LORA_TARGETS } from '../src/lora/adapters.js';
@@ -178,6 +179,33 @@ async function loraOnce(model: LlamaModel, adapters: LoraAdapters, opt: AdamW, i
   return Number(loss.toFixed(5));
 }
 
+/** Where a LoRA step's time goes: the forward alone, forward + backward, and the optimizer update alone. */
+async function loraParts(model: LlamaModel, adapters: LoraAdapters, opt: AdamW, input: tf.Tensor2D, runs: number): Promise<Record<string, number>> {
+  const vars = [...adapters.variables.values()];
+  const hook = adapters.hook(null);
+  const forward = await timed('LoRA forward [4,256]', runs, 1024, async () => {
+    const loss = model.loss(input, { linear: hook, training: true });
+    const v = (await loss.data())[0]!;
+    loss.dispose();
+    return v;
+  });
+  const backward = await timed('LoRA forward+backward [4,256]', runs, 1024, async () => {
+    const { value, grads } = tf.variableGrads(() => model.loss(input, { linear: hook, training: true }), vars);
+    const v = (await value.data())[0]!;
+    tf.dispose([value, ...Object.values(grads)]);
+    return v;
+  });
+  const grads = new Map<string, tf.Tensor>();
+  for (const [name, v] of adapters.variables) grads.set(name, tf.tidy(() => tf.mul(tf.onesLike(v), 1e-3)));
+  const update = await timed('LoRA AdamW update', runs, 1024, async () => {
+    opt.step(grads, 1e-4);
+    const first = [...adapters.variables.values()][0]!;
+    return (await first.data())[0]!;
+  });
+  tf.dispose([...grads.values()]);
+  return { forward_s: forward.median_s, forward_backward_s: backward.median_s, adamw_s: update.median_s };
+}
+
 async function matmulBench(): Promise<Record<string, unknown>[]> {
   const shapes: Array<[number, number, number, string]> = [
     [4096, 4096, 4096, '4096³'],
@@ -192,11 +220,9 @@ async function matmulBench(): Promise<Record<string, unknown>[]> {
     const row: Record<string, unknown> = { label, M, N, K };
     for (const [kind, f] of [
       ['float32', () => float32MatMulTensors(a, b)],
-      ['tensor_core', () => tensorCoreMatMulTensors(a, b)],
-      ['tensor_core_unscaled', () => tensorCoreMatMulTensors(a, b)],
-      ['tensor_core_k64', () => tensorCoreMatMulTensors(a, b)],
+      ['tensor_core', () => tensorCoreMatMulTensors(a, b, false, false, { a: false, b: false })],
+      ['tensor_core_scaled', () => tensorCoreMatMulTensors(a, b, false, false, { a: true, b: true })],
     ] as const) {
-      setTensorCoreOptions({ scaled: kind !== 'tensor_core_unscaled', tileK: kind === 'tensor_core_k64' ? 64 : 32 });
       const first = f();
       if (!first) { row[kind] = null; continue; }
       await first.data();
@@ -210,7 +236,6 @@ async function matmulBench(): Promise<Record<string, unknown>[]> {
       const s = (performance.now() - t0) / 1000 / iters;
       row[`${kind}_tflops`] = Number(((2 * M * N * K) / s / 1e12).toFixed(2));
     }
-    setTensorCoreOptions({ scaled: process.env.LOPPER_TENSOR_CORE_SCALED !== '0', tileK: process.env.LOPPER_TENSOR_CORE_TILE_K === '64' ? 64 : 32 });
     const x = float32MatMulTensors(a, b);
     const y = tensorCoreMatMulTensors(a, b);
     if (y) {
@@ -257,10 +282,14 @@ async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   const started = new Date().toISOString();
   const backendInfo = await initBackend(args.backend, { precision: args.precision });
+  // LOPPER_FUSED_OPS=0 measures precision mixed without the fused RMSNorm/SwiGLU/RoPE kernels.
+  if (process.env.LOPPER_FUSED_OPS === '0') setFusedOpsEnabled(false);
+  // LOPPER_WEBGPU_SUBMIT_BATCH=N: dispatches tfjs records per queue submit (tfjs default 15).
+  if (process.env.LOPPER_WEBGPU_SUBMIT_BATCH) tf.env().set('WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE', Number(process.env.LOPPER_WEBGPU_SUBMIT_BATCH));
   const gpu = webGpuInfo();
   const record: Record<string, unknown> = {
     started, backend: backendInfo.backend, adapter: backendInfo.adapter ?? null, precision: args.precision,
-    model: args.model, runs: args.runs, node: process.version,
+    model: args.model, runs: args.runs, node: process.version, fusedOps: fusedOpsActive(),
     webgpu: gpu ? { features: gpu.features, limits: gpu.limits, mixed: gpu.mixed, dawnToggles: gpu.dawnToggles, notes: gpu.notes,
       subgroupMatrixConfigs: gpu.subgroupMatrixConfigs } : null,
     results: {} as Record<string, unknown>,
@@ -322,6 +351,7 @@ async function main(): Promise<void> {
       const input = ids(4, 256, V, 3);
       const t = await timed('LoRA step [4,256]', args.runs, 1024, () => loraOnce(model, adapters, opt, input));
       results.lora_4x256 = { ...t, pytorch_ratio: ratio('lora_4x256', t, false) };
+      if (process.env.LOPPER_BENCH_LORA_PARTS === '1') results.lora_parts = await loraParts(model, adapters, opt, input, args.runs);
       input.dispose();
       opt.dispose();
       adapters.dispose();

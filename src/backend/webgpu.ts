@@ -9,11 +9,15 @@ import * as tf from '@tensorflow/tfjs-core';
 import { LopperError } from '../errors/lopper-error.js';
 import type { BackendErrorCode } from './error-codes.js';
 import { registerMixedPrecisionKernels, type MixedPrecisionStatus } from './kernels/register.js';
+import { setFusedOpsEnabled } from './kernels/fused-ops.js';
 
 export type Precision = 'float32' | 'mixed';
 
 export interface WebGpuInitOptions {
-  /** float32 keeps tfjs's exact kernels; mixed routes large matmuls through f16-operand, f32-accumulate tensor-core kernels. */
+  /**
+   * float32 keeps tfjs's exact kernels; mixed routes large matmuls through f16-operand, f32-accumulate tensor-core
+   * kernels and runs RMSNorm, SwiGLU and RoPE as fused float32 kernels (kernels/fused-ops.ts).
+   */
   precision?: Precision;
   /** Extra Dawn toggles appended to the defaults (comma-separated names). */
   dawnToggles?: string[];
@@ -108,7 +112,9 @@ export async function initWebGpu(opts: WebGpuInitOptions = {}): Promise<WebGpuIn
     if (tf.getBackend() !== 'webgpu') await tf.setBackend('webgpu');
     return state.info;
   }
-  if (!pending) pending = createState(precision, opts.dawnToggles ?? []);
+  // LOPPER_DAWN_TOGGLES (comma-separated) adds Dawn toggles for experiments, e.g. skip_validation.
+  const envToggles = (process.env.LOPPER_DAWN_TOGGLES ?? '').split(',').map((t) => t.trim()).filter((t) => t.length > 0);
+  if (!pending) pending = createState(precision, [...(opts.dawnToggles ?? []), ...envToggles]);
   try {
     state = await pending;
   } finally {
@@ -252,6 +258,8 @@ async function createState(precision: Precision, extraToggles: string[]): Promis
     info.mixed = await registerMixedPrecisionKernels(device, info);
     if (!info.mixed.tensorCores) notes.push(`precision mixed falls back to float32 kernels: ${info.mixed.reason}`);
   }
+  // A device created for float32 after a mixed one (disposeWebGpu, initWebGpu) must get the composite ops back.
+  setFusedOpsEnabled(precision === 'mixed');
   return { info, device, gpu };
 }
 

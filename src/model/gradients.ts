@@ -8,6 +8,7 @@
 // input shape. registerGradients() only fills kernels that have no gradient yet, so a tfjs build that ships its
 // own registrations keeps them.
 import * as tf from '@tensorflow/tfjs-core';
+import { GRADIENT_OPERAND_ATTR } from '../backend/kernels/register.js';
 
 type T = tf.Tensor;
 type GradMap = Record<string, () => T>;
@@ -184,12 +185,15 @@ const configs: tf.GradConfig[] = [
     gradFunc: (dy, [a, b], attrs) => {
       const { transposeA, transposeB } = attrs as unknown as tf.BatchMatMulAttrs;
       const d = dy as T;
-      const mm = (x: T, y: T, tx: boolean, ty: boolean) => tf.matMul(x, y, tx, ty);
+      // The attribute tells precision mixed's tensor-core kernel which operand is the (small) incoming gradient, the
+      // one to scale before rounding to f16; other kernels ignore it.
+      const mm = (x: T, y: T, tx: boolean, ty: boolean, gradient: 'a' | 'b') => tf.engine().runKernel('BatchMatMul',
+        { a: x, b: y }, { transposeA: tx, transposeB: ty, [GRADIENT_OPERAND_ATTR]: gradient } as unknown as tf.NamedAttrMap) as T;
       let da: () => T, db: () => T;
-      if (!transposeA && !transposeB) { da = () => mm(d, b!, false, true); db = () => mm(a!, d, true, false); }
-      else if (!transposeA && transposeB) { da = () => mm(d, b!, false, false); db = () => mm(d, a!, true, false); }
-      else if (transposeA && !transposeB) { da = () => mm(b!, d, false, true); db = () => mm(a!, d, false, false); }
-      else { da = () => mm(b!, d, true, true); db = () => mm(d, a!, true, true); }
+      if (!transposeA && !transposeB) { da = () => mm(d, b!, false, true, 'a'); db = () => mm(a!, d, true, false, 'b'); }
+      else if (!transposeA && transposeB) { da = () => mm(d, b!, false, false, 'a'); db = () => mm(d, a!, true, false, 'a'); }
+      else if (transposeA && !transposeB) { da = () => mm(b!, d, false, true, 'b'); db = () => mm(a!, d, false, false, 'b'); }
+      else { da = () => mm(b!, d, true, true, 'b'); db = () => mm(d, a!, true, true, 'a'); }
       // Batch dims broadcast in the forward pass are summed back.
       return { a: () => unbroadcast(da(), a!.shape), b: () => unbroadcast(db(), b!.shape) };
     },

@@ -19,6 +19,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { LopperError } from '../errors/lopper-error.js';
 import { attentionBiasProjections, parameterShapes } from './config.js';
 import { registerCpuKernels } from '../backend/cpu-kernels.js';
+import { fusedOpsActive, fusedRmsNorm, fusedRopeHeads, fusedSwiglu } from '../backend/kernels/fused-ops.js';
 import { registerGradients } from './gradients.js';
 import { ropeTables } from './rope.js';
 import type { HostTensor, LlamaConfig, WeightMap } from './types.js';
@@ -237,6 +238,13 @@ export class LlamaModel {
     return tf.add(tf.mul(x, cos), tf.mul(rotated, sin)) as tf.Tensor4D;
   }
 
+  /** Rotary embedding of a projection x [B·T, n·D] as attention heads [B, n, T, D]. */
+  private ropeHeads(x: tf.Tensor, B: number, T: number, n: number, rope: { rot: tf.Tensor2D; cos: tf.Tensor; sin: tf.Tensor }): tf.Tensor4D {
+    const D = this.config.headDim;
+    if (fusedOpsActive()) return fusedRopeHeads(x, rope.cos, rope.sin, [B, T, n, D]);
+    return tf.transpose(this.rope(tf.reshape(x, [B, T, n, D]), rope.rot, rope.cos, rope.sin), [0, 2, 1, 3]);
+  }
+
   private attention(i: number, x: tf.Tensor2D, B: number, T: number, rope: { rot: tf.Tensor2D; cos: tf.Tensor; sin: tf.Tensor }, masks: Map<number, tf.Tensor2D>, opts: ForwardOptions): tf.Tensor2D {
     const { numAttentionHeads: nh, numKeyValueHeads: kv } = this.config.layers[i]!;
     const D = this.config.headDim;
@@ -250,8 +258,8 @@ export class LlamaModel {
     const q = this.linear(`${p}.q_proj`, x, this.attnBias.has('q_proj'), opts);
     const k = this.linear(`${p}.k_proj`, x, this.attnBias.has('k_proj'), opts);
     const v = this.linear(`${p}.v_proj`, x, this.attnBias.has('v_proj'), opts);
-    const q4 = tf.transpose(this.rope(tf.reshape(q, [B, T, nh, D]), rope.rot, rope.cos, rope.sin), [0, 2, 1, 3]);
-    const k4 = tf.transpose(this.rope(tf.reshape(k, [B, T, kv, D]), rope.rot, rope.cos, rope.sin), [0, 2, 1, 3]);
+    const q4 = this.ropeHeads(q, B, T, nh, rope);
+    const k4 = this.ropeHeads(k, B, T, kv, rope);
     const v4 = tf.transpose(tf.reshape(v, [B, T, kv, D]), [0, 2, 1, 3]);
     // GQA without materializing repeated K/V: query head h uses KV head h // rep, and heads of one KV group are
     // contiguous, so [B, nh, T, D] → [B, kv, rep·T, D] groups each KV head's queries along the row axis.
@@ -431,9 +439,11 @@ const rmsNormFns = new Map<number, (x: tf.Tensor2D, w: tf.Tensor1D) => tf.Tensor
 
 /**
  * RMSNorm x·rsqrt(mean(x²) + eps)·w (HF LlamaRMSNorm, float32) with a closed-form gradient (fewer taped ops):
- * with g = dy·w and r = rsqrt(mean(x²) + eps): dx = r·g − x·r³·mean(g·x), dw = Σ_rows dy·x·r.
+ * with g = dy·w and r = rsqrt(mean(x²) + eps): dx = r·g − x·r³·mean(g·x), dw = Σ_rows dy·x·r. On the fused WebGPU
+ * kernels when they are active (precision mixed), else composite tfjs ops (tests compare the two).
  */
-function rmsNorm(x: tf.Tensor2D, w: tf.Tensor1D, eps: number): tf.Tensor2D {
+export function rmsNorm(x: tf.Tensor2D, w: tf.Tensor1D, eps: number): tf.Tensor2D {
+  if (fusedOpsActive()) return fusedRmsNorm(x, w, eps);
   let f = rmsNormFns.get(eps);
   if (!f) {
     f = customGrad((xx: tf.Tensor, ww: tf.Tensor, save: tf.GradSaveFunc) => {
@@ -455,8 +465,13 @@ function rmsNorm(x: tf.Tensor2D, w: tf.Tensor1D, eps: number): tf.Tensor2D {
   return f(x, w);
 }
 
+/** SwiGLU on the fused kernels when they are active, else the composite below (tests compare the two). */
+export function swiglu(g: tf.Tensor2D, u: tf.Tensor2D): tf.Tensor2D {
+  return fusedOpsActive() ? fusedSwiglu(g, u) : compositeSwiglu(g, u);
+}
+
 /** SwiGLU silu(g)·u = g·σ(g)·u with gradients du = dy·g·σ(g), dg = dy·u·σ(g)·(1 + g·(1 − σ(g))). */
-const swiglu = customGrad((g: tf.Tensor, u: tf.Tensor, save: tf.GradSaveFunc) => {
+const compositeSwiglu = customGrad((g: tf.Tensor, u: tf.Tensor, save: tf.GradSaveFunc) => {
   const sg = tf.sigmoid(g);
   const silu = tf.mul(g, sg);
   save([g, u, sg, silu]);

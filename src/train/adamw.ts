@@ -5,6 +5,7 @@
 // checkpoints, so a resumed run continues bit for bit.
 import * as tf from '@tensorflow/tfjs-core';
 import type { HostTensor } from '../model/types.js';
+import { fusedAdamWActive, fusedAdamWStep } from '../backend/kernels/fused-adamw.js';
 
 export interface AdamWOptions {
   betas: [number, number];
@@ -35,13 +36,16 @@ export class AdamW {
     const bc2 = 1 - b2 ** this.stepCount;
     const stepSize = lr / bc1;
     const sqrtBc2 = Math.sqrt(bc2);
+    // One dispatch per parameter instead of ~12 (kernels/fused-adamw.ts); elsewhere the composite ops below.
+    const fused = fusedAdamWActive();
     for (const [name, p] of this.params) {
       const g = grads.get(name);
       if (!g) continue;
       const m = this.m.get(name)!;
       const v = this.v.get(name)!;
+      const decay = this.options.weightDecay !== 0 && (this.options.decays?.(name) ?? true);
+      if (fused && fusedAdamWStep(p, g, m, v, { b1, b2, eps: this.options.eps, lr, weightDecay: decay ? this.options.weightDecay : 0, stepSize, sqrtBc2 })) continue;
       tf.tidy(() => {
-        const decay = this.options.weightDecay !== 0 && (this.options.decays?.(name) ?? true);
         const decayed = decay ? tf.mul(p, 1 - lr * this.options.weightDecay) : p;
         const mNew = tf.add(tf.mul(m, b1), tf.mul(g, 1 - b1));
         const vNew = tf.add(tf.mul(v, b2), tf.mul(tf.square(g), 1 - b2));

@@ -122,7 +122,9 @@ describe('tensor-core matmul (precision mixed)', () => {
   it('generates WGSL with the subgroup-matrix directives first', () => {
     const src = tensorCoreMatMulSource({ transposeA: true, transposeB: false, vecA: true, vecB: false, scaled: true, syntax: 'templated', subgroupId: 'builtin' });
     assert.ok(src.startsWith('enable f16;\nenable subgroups;\nenable chromium_experimental_subgroup_matrix;'));
-    assert.match(src, /subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, row_major>/);
+    // Aᵀ is staged in its storage layout and read back column-major; B row-major.
+    assert.match(src, /subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, col_major>/);
+    assert.match(src, /subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, row_major>/);
     assert.match(src, /subgroupMatrixMultiplyAccumulate/);
   });
 

@@ -1,27 +1,36 @@
 // Batched matmul on tensor cores through WGSL subgroup matrices (chromium_experimental_subgroup_matrix):
 // float32 tensors in and out, operands rounded to f16 in workgroup memory, products accumulated in f32.
 //
-// Tiling: one workgroup of 256 invocations (8 subgroups of 32) computes a 128×128 block of C, stepping K by 32.
-// Subgroups form a 2×4 grid; each owns 64×32 of the block = 4×2 result matrices of 16×16. Operands are read from
-// global memory as vec4 when their contiguous dimension is a multiple of 4, converted to f16 (optionally scaled, see
-// below) and stored row-major in padded workgroup tiles; transposed operands are transposed while staging, so one
-// kernel shape serves a·b, aᵀ·b, a·bᵀ (the forward and both backward matmuls).
+// Tiling: one workgroup of 256 invocations (8 subgroups of 32) computes a 128×128 block of C, stepping K by 64
+// (32 where workgroup memory is under 48 KiB).
+// Subgroups form a grid; each owns 64×32 (or 32×64) of the block = 8 result matrices of 16×16. Operands are read
+// from global memory as vec4 when their contiguous dimension is a multiple of 4, converted to f16 (optionally scaled,
+// see below) and stored in padded workgroup tiles in their storage layout; a transposed operand is read back with
+// column-major matrix loads, so one kernel shape serves a·b, aᵀ·b, a·bᵀ (the forward and both backward matmuls).
+// The next K tile is fetched into registers while the tensor cores work on the current one. Shapes that are
+// multiples of the tile compile without bounds checks.
 //
 // Range: f16 overflows past 65504 and loses precision below 6.1e-5 (subnormals reach 6e-8), which matters for
-// gradients. With `scaled`, each operand is multiplied by a power of two 2^(14 − ⌈log2 max|x|⌉) (computed on the GPU
+// gradients. A scaled operand is multiplied by a power of two 2^(14 − ⌈log2 max|x|⌉) (computed on the GPU
 // from max|x|, so no readback) before rounding, and the f32 result is multiplied back; powers of two are exact.
+// Which operands are scaled is the caller's choice (register.ts scales incoming gradients, which are small; forward
+// activations and weights are well inside f16's range and skip the extra reduction).
 import * as tf from '@tensorflow/tfjs-core';
 
 export const TILE_M = 128;
 export const TILE_N = 128;
-/** Default K step; variants may use 64 (fewer barriers per multiply, 43 KiB of workgroup memory). */
+/** The smaller K step, for devices with less than 48 KiB of workgroup memory (the default is DEFAULT_KNOBS.tileK). */
 export const TILE_K = 32;
 const WORKGROUP = 256;
 const SUBGROUP = 32;
-const SB = TILE_N + 8; // padded row stride of the B tile
+const SUBGROUPS = WORKGROUP / SUBGROUP;
+/** Halves of padding per staged row: keeps matrix loads 16-byte aligned and spreads rows over banks. */
+const PAD = 8;
 
 export type LoadSyntax = 'templated' | 'deprecated';
 export type SubgroupIdSource = 'builtin' | 'derived';
+/** 16×16 result matrices per subgroup, rows × columns (8 subgroups tile the 128×128 block). */
+export type SubgroupLayout = '4x2' | '2x4';
 
 export interface TensorCoreVariant {
   transposeA: boolean;
@@ -29,7 +38,9 @@ export interface TensorCoreVariant {
   /** A's / B's contiguous dimension is a multiple of 4: bind as vec4 and load 16 bytes at a time. */
   vecA: boolean;
   vecB: boolean;
-  scaled: boolean;
+  /** Multiply A / B by a power of two before rounding to f16 (see Range above); binds max|A| / max|B|. */
+  scaleA: boolean;
+  scaleB: boolean;
   syntax: LoadSyntax;
   subgroupId: SubgroupIdSource;
   /**
@@ -40,100 +51,163 @@ export interface TensorCoreVariant {
   emulate?: boolean;
   /** K step of the workgroup tile (32 default, or 64). */
   tileK?: 32 | 64;
+  subgroupLayout?: SubgroupLayout;
+  /** Load the next K tile into registers while the tensor cores work on the current one. */
+  prefetch?: boolean;
+  /** M and N are multiples of 128 and K of the K step: no bounds checks, results stored straight to C. */
+  aligned?: boolean;
 }
 
+/** Defaults of the optional knobs (the fastest combination measured on the H200, see bench/README.md). */
+export const DEFAULT_KNOBS = {
+  tileK: 64 as 32 | 64, subgroupLayout: '4x2' as SubgroupLayout, prefetch: true,
+};
+
+/** Pipeline cache key (built on every matmul call, so without object spreads). */
 export function variantKey(v: TensorCoreVariant): string {
-  return `${v.emulate ? 'emu' : 'tc'}_${v.transposeA ? 'T' : 'N'}${v.transposeB ? 'T' : 'N'}_${v.vecA ? 4 : 1}${v.vecB ? 4 : 1}_${v.scaled ? 's' : 'u'}_${v.syntax}_${v.subgroupId}_k${v.tileK ?? TILE_K}`;
+  const k = {
+    tileK: v.tileK ?? DEFAULT_KNOBS.tileK,
+    subgroupLayout: v.subgroupLayout ?? DEFAULT_KNOBS.subgroupLayout, prefetch: v.prefetch ?? DEFAULT_KNOBS.prefetch,
+  };
+  return `${v.emulate ? 'emu' : 'tc'}_${v.transposeA ? 'T' : 'N'}${v.transposeB ? 'T' : 'N'}_${v.vecA ? 4 : 1}${v.vecB ? 4 : 1}_${v.scaleA ? 's' : 'u'}${v.scaleB ? 's' : 'u'}_${v.syntax}_${v.subgroupId}_k${k.tileK}_${k.subgroupLayout}${k.prefetch ? '_pf' : ''}${v.aligned ? '_al' : ''}`;
 }
 
-interface OperandLoad {
+function definedOnly<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, x]) => x !== undefined)) as Partial<T>;
+}
+
+/** One operand's staging: global tile (storage coordinates) → f16 workgroup tile. */
+interface OperandStaging {
   name: 'A' | 'B';
-  /** Storage layout of the tile: rows × contiguous columns. */
+  /** Tile extent in storage layout: rows × contiguous columns. */
   tileRows: number;
   tileCols: number;
-  /** WGSL expressions: total rows/cols of the stored matrix, tile origin in storage coordinates, batch base. */
+  /** WGSL expressions: stored matrix rows/cols, tile origin in storage coordinates, batch base. */
   totalRows: string;
   totalCols: string;
   row0: string;
   col0: string;
   base: string;
   vec: boolean;
-  /** WGSL of the workgroup index written for storage element (r, c + e), given `r`, `c`, `e` names. */
-  dest: (r: string, ce: string) => string;
+  /** Workgroup-tile index of storage element (r, c). */
+  dest: (r: string, c: string) => string;
   scale: string;
 }
 
-function operandLoadCode(op: OperandLoad): string {
+/** vec4 reads per invocation for one operand tile. */
+function readsPerInvocation(op: OperandStaging): number {
+  return (op.tileRows * op.tileCols) / 4 / WORKGROUP;
+}
+
+/** Global → registers: `p<name><s>` = 4 consecutive storage elements (zero outside the matrix). */
+function globalReadCode(op: OperandStaging, aligned: boolean, k0: string): string {
   const colVecs = op.tileCols / 4;
   const rowStep = WORKGROUP / colVecs;
-  const steps = op.tileRows / rowStep;
   const lines: string[] = [];
-  lines.push(`  for (var s${op.name} = 0u; s${op.name} < ${steps}u; s${op.name}++) {`);
-  lines.push(`    let r = lid / ${colVecs}u + s${op.name} * ${rowStep}u;`);
-  lines.push(`    let c = (lid % ${colVecs}u) * 4u;`);
-  lines.push(`    let gr = ${op.row0} + r;`);
-  lines.push(`    let gc = ${op.col0} + c;`);
-  lines.push(`    var v = vec4<f32>(0.0);`);
-  lines.push(`    if (gr < ${op.totalRows}) {`);
-  lines.push(`      let idx = ${op.base} + gr * ${op.totalCols} + gc;`);
-  if (op.vec) {
-    // Contiguous extent is a multiple of 4 and gc is too: the four columns are all in range or all out.
-    lines.push(`      if (gc < ${op.totalCols}) { v = ${op.name}[idx / 4u]; }`);
-  } else {
-    for (let e = 0; e < 4; e++) {
-      lines.push(`      if (gc + ${e}u < ${op.totalCols}) { v[${e}] = ${op.name}[idx + ${e}u]; }`);
+  for (let s = 0; s < readsPerInvocation(op); s++) {
+    const reg = `p${op.name}${s}`;
+    const r = `(lid / ${colVecs}u + ${s * rowStep}u)`;
+    const c = `((lid % ${colVecs}u) * 4u)`;
+    const gr = `(${op.row0.replace('k0', k0)} + ${r})`;
+    const gc = `(${op.col0.replace('k0', k0)} + ${c})`;
+    const idx = `(${op.base} + ${gr} * ${op.totalCols} + ${gc})`;
+    if (aligned) {
+      lines.push(`    ${reg} = ${op.name}[${idx} / 4u];`);
+      continue;
     }
+    lines.push(`    ${reg} = vec4<f32>(0.0);`);
+    lines.push(`    if (${gr} < ${op.totalRows}) {`);
+    if (op.vec) {
+      // The contiguous extent is a multiple of 4 and so is gc: the four columns are all in range or all out.
+      lines.push(`      if (${gc} < ${op.totalCols}) { ${reg} = ${op.name}[${idx} / 4u]; }`);
+    } else {
+      for (let e = 0; e < 4; e++) lines.push(`      if (${gc} + ${e}u < ${op.totalCols}) { ${reg}[${e}] = ${op.name}[${idx} + ${e}u]; }`);
+    }
+    lines.push(`    }`);
   }
-  lines.push(`    }`);
-  lines.push(`    v = v * ${op.scale};`);
-  for (let e = 0; e < 4; e++) {
-    lines.push(`    tile${op.name}[${op.dest('r', `c + ${e}u`)}] = f16(v[${e}]);`);
-  }
-  lines.push(`  }`);
   return lines.join('\n');
 }
 
-/** WGSL source of one kernel variant. Bindings: 0 C (f32, rw), 1 A, 2 B, 3 dims (uniform), 4 max|A|, 5 max|B| (scaled). */
+/** Registers → f16 workgroup tile (scaled). */
+function tileWriteCode(op: OperandStaging): string {
+  const colVecs = op.tileCols / 4;
+  const rowStep = WORKGROUP / colVecs;
+  const lines: string[] = [];
+  for (let s = 0; s < readsPerInvocation(op); s++) {
+    const reg = `p${op.name}${s}`;
+    lines.push(`    {`);
+    lines.push(`      let r = lid / ${colVecs}u + ${s * rowStep}u;`);
+    lines.push(`      let c = (lid % ${colVecs}u) * 4u;`);
+    lines.push(`      let h = vec4<f16>(${reg} * ${op.scale});`);
+    for (let e = 0; e < 4; e++) lines.push(`      tile${op.name}[${op.dest('r', `c + ${e}u`)}] = h[${e}];`);
+    lines.push(`    }`);
+  }
+  return lines.join('\n');
+}
+
+/** WGSL source of one kernel variant. Bindings: 0 C (f32, rw), 1 A, 2 B, 3 dims (uniform), 4 max|A|, 5 max|B| (if scaled). */
 export function tensorCoreMatMulSource(v: TensorCoreVariant): string {
-  const TK = v.tileK ?? TILE_K;
-  const SA = TK + 8; // padded row stride of the A tile (halves), limits bank conflicts
-  const aLoad: OperandLoad = v.transposeA
+  const { tileK: TK, subgroupLayout, prefetch } = { ...DEFAULT_KNOBS, ...definedOnly(v) };
+  const aligned = v.aligned === true;
+  const emu = v.emulate === true;
+  const MI = subgroupLayout === '4x2' ? 4 : 2; // result matrices per subgroup along M
+  const NJ = 8 / MI; // … along N
+  const sgCols = TILE_N / (16 * NJ);
+  // Tiles keep the storage layout (vector-friendly, conflict-light stores); a transposed operand is read back with
+  // column-major matrix loads. (Transposing while staging instead measured 1.3–2.4× slower on the H200.)
+  const aColMajor = v.transposeA;
+  const bColMajor = v.transposeB;
+  const strideA = aColMajor ? TILE_M + PAD : TK + PAD; // halves per staged row of A
+  const strideB = bColMajor ? TK + PAD : TILE_N + PAD;
+  const sizeA = aColMajor ? TK * strideA : TILE_M * strideA;
+  const sizeB = bColMajor ? TILE_N * strideB : TK * strideB;
+
+  const aStage: OperandStaging = v.transposeA
     ? {
       name: 'A', tileRows: TK, tileCols: TILE_M, totalRows: 'K', totalCols: 'M', row0: 'k0', col0: 'm0', base: 'aBase',
-      vec: v.vecA, dest: (r, ce) => `(${ce}) * ${SA}u + ${r}`, scale: 'scaleA',
+      vec: v.vecA, scale: 'scaleA',
+      dest: (r, c) => `${r} * ${strideA}u + ${c}`,
     }
     : {
       name: 'A', tileRows: TILE_M, tileCols: TK, totalRows: 'M', totalCols: 'K', row0: 'm0', col0: 'k0', base: 'aBase',
-      vec: v.vecA, dest: (r, ce) => `${r} * ${SA}u + ${ce}`, scale: 'scaleA',
+      vec: v.vecA, scale: 'scaleA', dest: (r, c) => `${r} * ${strideA}u + ${c}`,
     };
-  const bLoad: OperandLoad = v.transposeB
+  const bStage: OperandStaging = v.transposeB
     ? {
       name: 'B', tileRows: TILE_N, tileCols: TK, totalRows: 'N', totalCols: 'K', row0: 'n0', col0: 'k0', base: 'bBase',
-      vec: v.vecB, dest: (r, ce) => `(${ce}) * ${SB}u + ${r}`, scale: 'scaleB',
+      vec: v.vecB, scale: 'scaleB',
+      dest: (r, c) => `${r} * ${strideB}u + ${c}`,
     }
     : {
       name: 'B', tileRows: TK, tileCols: TILE_N, totalRows: 'K', totalCols: 'N', row0: 'k0', col0: 'n0', base: 'bBase',
-      vec: v.vecB, dest: (r, ce) => `${r} * ${SB}u + ${ce}`, scale: 'scaleB',
+      vec: v.vecB, scale: 'scaleB', dest: (r, c) => `${r} * ${strideB}u + ${c}`,
     };
+
   const L = 'subgroup_matrix_left<f16, 16, 16>';
   const R = 'subgroup_matrix_right<f16, 16, 16>';
-  const emu = v.emulate === true;
-  const load = (type: string, ptr: string, off: string, stride: string): string =>
-    emu ? `${off}`
-      : v.syntax === 'templated'
-        ? `subgroupMatrixLoad<${type}, row_major>(${ptr}, ${off}, ${stride})`
-        : `subgroupMatrixLoad<${type}>(${ptr}, ${off}, false, ${stride})`;
+  const load = (type: string, ptr: string, off: string, stride: number, colMajor: boolean): string => {
+    if (emu) return off;
+    const major = colMajor ? 'col_major' : 'row_major';
+    return v.syntax === 'templated'
+      ? `subgroupMatrixLoad<${type}, ${major}>(${ptr}, ${off}, ${stride}u)`
+      : `subgroupMatrixLoad<${type}>(${ptr}, ${off}, ${colMajor}, ${stride}u)`;
+  };
   const store = (ptr: string, off: string, value: string, stride: string): string =>
     emu ? `emuStore${ptr === '&C' ? 'C' : 'Tile'}(${off}, ${value}, ${stride});`
       : v.syntax === 'templated'
         ? `subgroupMatrixStore<row_major>(${ptr}, ${off}, ${value}, ${stride});`
         : `subgroupMatrixStore(${ptr}, ${off}, ${value}, false, ${stride});`;
+  // Offsets of left matrix i / right matrix j at depth kk inside the staged tiles.
+  const leftOffset = (i: number): string => aColMajor
+    ? `kk * ${strideA}u + rowBase + ${i * 16}u` : `(rowBase + ${i * 16}u) * ${strideA}u + kk`;
+  const rightOffset = (j: number): string => bColMajor
+    ? `(colBase + ${j * 16}u) * ${strideB}u + kk` : `kk * ${strideB}u + colBase + ${j * 16}u`;
 
   const mma: string[] = [];
-  for (let i = 0; i < 4; i++) mma.push(`      let l${i} = ${load(L, '&tileA', `(rowBase + ${i * 16}u) * ${SA}u + kk`, `${SA}u`)};`);
-  for (let j = 0; j < 2; j++) {
-    mma.push(`      let r${j} = ${load(R, '&tileB', `kk * ${SB}u + colBase + ${j * 16}u`, `${SB}u`)};`);
-    for (let i = 0; i < 4; i++) {
+  for (let i = 0; i < MI; i++) mma.push(`      let l${i} = ${load(L, '&tileA', leftOffset(i), strideA, aColMajor)};`);
+  for (let j = 0; j < NJ; j++) {
+    mma.push(`      let r${j} = ${load(R, '&tileB', rightOffset(j), strideB, bColMajor)};`);
+    for (let i = 0; i < MI; i++) {
       mma.push(emu
         ? `      acc${i}${j} = emuMma(l${i}, r${j}, acc${i}${j}, lane);`
         : `      acc${i}${j} = subgroupMatrixMultiplyAccumulate(l${i}, r${j}, acc${i}${j});`);
@@ -143,10 +217,10 @@ export function tensorCoreMatMulSource(v: TensorCoreVariant): string {
   const scaleBack: string[] = [];
   const fullStore: string[] = [];
   const stagedStore: string[] = [];
-  for (let i = 0; i < 4; i++) {
-    for (let j = 0; j < 2; j++) {
+  for (let i = 0; i < MI; i++) {
+    for (let j = 0; j < NJ; j++) {
       accDecl.push(emu ? `  var acc${i}${j} = Frag();` : `  var acc${i}${j} = subgroup_matrix_result<f32, 16, 16>();`);
-      if (v.scaled) {
+      if (v.scaleA || v.scaleB) {
         scaleBack.push(emu
           ? `  for (var e = 0u; e < 8u; e++) { acc${i}${j}.v[e] = acc${i}${j}.v[e] * unscale; }`
           : `  acc${i}${j} = subgroupMatrixScalarMultiply(acc${i}${j}, unscale);`);
@@ -157,13 +231,15 @@ export function tensorCoreMatMulSource(v: TensorCoreVariant): string {
       stagedStore.push(`    for (var e = 0u; e < 8u; e++) {`);
       stagedStore.push(`      let t = (lid % ${SUBGROUP}u) * 8u + e;`);
       stagedStore.push(`      let q = lid / ${SUBGROUP}u;`);
-      stagedStore.push(`      let gm = m0 + (q / 4u) * 64u + ${i * 16}u + t / 16u;`);
-      stagedStore.push(`      let gn = n0 + (q % 4u) * 32u + ${j * 16}u + t % 16u;`);
+      stagedStore.push(`      let gm = m0 + (q / ${sgCols}u) * ${16 * MI}u + ${i * 16}u + t / 16u;`);
+      stagedStore.push(`      let gn = n0 + (q % ${sgCols}u) * ${16 * NJ}u + ${j * 16}u + t % 16u;`);
       stagedStore.push(`      if (gm < M && gn < N) { C[cBase + gm * N + gn] = tileC[q * 256u + t]; }`);
       stagedStore.push(`    }`);
       stagedStore.push(`    workgroupBarrier();`);
     }
   }
+  const emuElemA = aColMajor ? `tileA[aOff + k * ${strideA}u + row]` : `tileA[aOff + row * ${strideA}u + k]`;
+  const emuElemB = bColMajor ? `tileB[bOff + col * ${strideB}u + k]` : `tileB[bOff + k * ${strideB}u + col]`;
   const emuFns = emu ? `
 // Emulated 16×16 fragments: lane t of the virtual subgroup owns elements t*8 … t*8+7 (row-major).
 struct Frag { v: array<f32, 8> }
@@ -175,12 +251,27 @@ fn emuMma(aOff: u32, bOff: u32, acc: Frag, lane: u32) -> Frag {
     let col = t % 16u;
     var sum = 0.0;
     for (var k = 0u; k < 16u; k++) {
-      sum += f32(tileA[aOff + row * ${SA}u + k]) * f32(tileB[bOff + k * ${SB}u + col]);
+      sum += f32(${emuElemA}) * f32(${emuElemB});
     }
     r.v[e] += sum;
   }
   return r;
 }
+fn emuStoreC(off: u32, acc: Frag, stride: u32) {
+  let lane = lidGlobal % ${SUBGROUP}u;
+  for (var e = 0u; e < 8u; e++) {
+    let t = lane * 8u + e;
+    C[off + (t / 16u) * stride + t % 16u] = acc.v[e];
+  }
+}
+${aligned ? '' : `fn emuStoreTile(off: u32, acc: Frag, stride: u32) {
+  let lane = lidGlobal % ${SUBGROUP}u;
+  for (var e = 0u; e < 8u; e++) {
+    let t = lane * 8u + e;
+    tileC[off + (t / 16u) * stride + t % 16u] = acc.v[e];
+  }
+}`}
+var<private> lidGlobal: u32;
 ` : '';
   const sgParam = v.subgroupId === 'builtin' && !emu ? `, @builtin(subgroup_id) sgId: u32` : '';
   const sgExpr = v.subgroupId === 'builtin' && !emu ? 'sgId' : `lid / ${SUBGROUP}u`;
@@ -189,37 +280,48 @@ enable subgroups;
 enable chromium_experimental_subgroup_matrix;
 diagnostic(off, chromium.subgroup_matrix_uniformity);
 `;
-  const emuStores = emu ? `
-fn emuStoreC(off: u32, acc: Frag, stride: u32) {
-  let lane = lidGlobal % ${SUBGROUP}u;
-  for (var e = 0u; e < 8u; e++) {
-    let t = lane * 8u + e;
-    C[off + (t / 16u) * stride + t % 16u] = acc.v[e];
-  }
-}
-fn emuStoreTile(off: u32, acc: Frag, stride: u32) {
-  let lane = lidGlobal % ${SUBGROUP}u;
-  for (var e = 0u; e < 8u; e++) {
-    let t = lane * 8u + e;
-    tileC[off + (t / 16u) * stride + t % 16u] = acc.v[e];
-  }
-}
-var<private> lidGlobal: u32;
-` : '';
-  const scaleExpr = (i: number): string =>
-    v.scaled ? `scaleFor(maxAbs${i === 0 ? 'A' : 'B'}[0])` : '1.0';
+  const scaleExpr = (i: number): string => (i === 0 ? v.scaleA : v.scaleB) ? `scaleFor(maxAbs${i === 0 ? 'A' : 'B'}[0])` : '1.0';
+  const regs: string[] = [];
+  for (const op of [aStage, bStage]) for (let s = 0; s < readsPerInvocation(op); s++) regs.push(`  var p${op.name}${s} = vec4<f32>(0.0);`);
+  const stage = `${tileWriteCode(aStage)}\n${tileWriteCode(bStage)}`;
+  const compute = `    for (var kk = 0u; kk < ${TK}u; kk += 16u) {\n${mma.join('\n')}\n    }`;
+  // With prefetch the next tile's global reads are issued before the multiplies of the current one, so their
+  // latency hides behind the tensor-core work; one register set per invocation (8 vec4 at the default tile).
+  const mainLoop = prefetch
+    ? `${globalReadCode(aStage, aligned, '0u')}
+${globalReadCode(bStage, aligned, '0u')}
+  for (var k0 = 0u; k0 < K; k0 += ${TK}u) {
+${stage}
+    workgroupBarrier();
+    if (k0 + ${TK}u < K) {
+      let kn = k0 + ${TK}u;
+${globalReadCode(aStage, aligned, 'kn')}
+${globalReadCode(bStage, aligned, 'kn')}
+    }
+${compute}
+    workgroupBarrier();
+  }`
+    : `  for (var k0 = 0u; k0 < K; k0 += ${TK}u) {
+${globalReadCode(aStage, aligned, 'k0')}
+${globalReadCode(bStage, aligned, 'k0')}
+${stage}
+    workgroupBarrier();
+${compute}
+    workgroupBarrier();
+  }`;
   return `${header}
 struct Dims { a: vec4<u32>, b: vec4<u32> }
 @group(0) @binding(0) var<storage, read_write> C: array<f32>;
 @group(0) @binding(1) var<storage, read> A: array<${v.vecA ? 'vec4<f32>' : 'f32'}>;
 @group(0) @binding(2) var<storage, read> B: array<${v.vecB ? 'vec4<f32>' : 'f32'}>;
 @group(0) @binding(3) var<uniform> dims: Dims;
-${v.scaled ? '@group(0) @binding(4) var<storage, read> maxAbsA: array<f32>;\n@group(0) @binding(5) var<storage, read> maxAbsB: array<f32>;' : ''}
+${v.scaleA ? '@group(0) @binding(4) var<storage, read> maxAbsA: array<f32>;' : ''}
+${v.scaleB ? '@group(0) @binding(5) var<storage, read> maxAbsB: array<f32>;' : ''}
 
-var<workgroup> tileA: array<f16, ${TILE_M * SA}>;
-var<workgroup> tileB: array<f16, ${TK * SB}>;
-var<workgroup> tileC: array<f32, ${(WORKGROUP / SUBGROUP) * 256}>;
-${emuFns}${emuStores}
+var<workgroup> tileA: array<f16, ${sizeA}>;
+var<workgroup> tileB: array<f16, ${sizeB}>;
+${aligned ? '' : `var<workgroup> tileC: array<f32, ${SUBGROUPS * 256}>;`}
+${emuFns}
 // 2^(14 - ceil(log2 m)) maps the largest magnitude to at most 16384 (f16 max 65504); 1 for zero or non-finite m.
 fn scaleFor(m: f32) -> f32 {
   if (!(m > 0.0) || m > 3.0e38) { return 1.0; }
@@ -240,27 +342,20 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let sg = ${sgExpr};${emu ? `
   lidGlobal = lid;
   let lane = lid % ${SUBGROUP}u;` : ''}
-  let rowBase = (sg / 4u) * 64u;
-  let colBase = (sg % 4u) * 32u;
+  let rowBase = (sg / ${sgCols}u) * ${16 * MI}u;
+  let colBase = (sg % ${sgCols}u) * ${16 * NJ}u;
   let scaleA = ${scaleExpr(0)};
   let scaleB = ${scaleExpr(1)};
   let unscale = 1.0 / (scaleA * scaleB);
 ${accDecl.join('\n')}
-  for (var k0 = 0u; k0 < K; k0 += ${TK}u) {
-${operandLoadCode(aLoad)}
-${operandLoadCode(bLoad)}
-    workgroupBarrier();
-    for (var kk = 0u; kk < ${TK}u; kk += 16u) {
-${mma.join('\n')}
-    }
-    workgroupBarrier();
-  }
+${regs.join('\n')}
+${mainLoop}
 ${scaleBack.join('\n')}
-  if (m0 + ${TILE_M}u <= M && n0 + ${TILE_N}u <= N) {
+${aligned ? fullStore.join('\n') : `  if (m0 + ${TILE_M}u <= M && n0 + ${TILE_N}u <= N) {
 ${fullStore.join('\n')}
   } else {
 ${stagedStore.join('\n')}
-  }
+  }`}
 }
 `;
 }
@@ -303,11 +398,12 @@ export function dispatchTensorCoreMatMul(
   b: tf.TensorInfo,
   shape: MatMulShape,
   outShape: number[],
-  maxAbs: [tf.TensorInfo, tf.TensorInfo] | null,
+  maxAbs: [tf.TensorInfo | null, tf.TensorInfo | null],
 ): tf.TensorInfo {
+  const scales = maxAbs.filter((m): m is tf.TensorInfo => m !== null);
   backend.uploadToGPU(a.dataId);
   backend.uploadToGPU(b.dataId);
-  if (maxAbs) for (const m of maxAbs) backend.uploadToGPU(m.dataId);
+  for (const m of scales) backend.uploadToGPU(m.dataId);
   const out = backend.makeTensorInfo(outShape, 'float32');
   backend.uploadToGPU(out.dataId);
   const uniforms = backend.makeUniforms([
@@ -320,10 +416,9 @@ export function dispatchTensorCoreMatMul(
     { binding: 2, resource: { buffer: backend.tensorMap.get(b.dataId).resource! } },
     { binding: 3, resource: uniforms },
   ];
-  if (maxAbs) {
-    entries.push({ binding: 4, resource: { buffer: backend.tensorMap.get(maxAbs[0].dataId).resource! } });
-    entries.push({ binding: 5, resource: { buffer: backend.tensorMap.get(maxAbs[1].dataId).resource! } });
-  }
+  maxAbs.forEach((m, i) => {
+    if (m) entries.push({ binding: 4 + i, resource: { buffer: backend.tensorMap.get(m.dataId).resource! } });
+  });
   const bindGroup = backend.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
   backend.ensureCommandEncoderReady();
   if (!backend.computePassEncoder) backend.computePassEncoder = backend.commandEncoder!.beginComputePass({});
@@ -337,7 +432,7 @@ export function dispatchTensorCoreMatMul(
   backend.commandQueueOwnedIds.add(a.dataId);
   backend.commandQueueOwnedIds.add(b.dataId);
   backend.commandQueueOwnedIds.add(out.dataId);
-  if (maxAbs) for (const m of maxAbs) backend.commandQueueOwnedIds.add(m.dataId);
+  for (const m of scales) backend.commandQueueOwnedIds.add(m.dataId);
   backend.dispatchCountInPass++;
   if (backend.dispatchCountInPass >= tf.env().getNumber('WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE')) {
     backend.endComputePassEncoder();

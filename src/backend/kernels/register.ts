@@ -4,14 +4,19 @@
 // BatchMatMul gradient is written with matMul, so the backward pass uses the same kernel.
 import * as tf from '@tensorflow/tfjs-core';
 import {
+  DEFAULT_KNOBS,
+  TILE_M,
+  TILE_N,
   dispatchTensorCoreMatMul,
   tensorCoreMatMulSource,
   variantKey,
   type LoadSyntax,
+  type SubgroupLayout,
   type SubgroupIdSource,
   type TensorCoreVariant,
   type WebGpuBackendInternals,
 } from './matmul-tensor-core.js';
+import { clearAbsMaxCache, operandAbsMax } from './abs-max.js';
 
 export interface SelfTestCase {
   shape: string;
@@ -24,32 +29,58 @@ export interface MixedPrecisionStatus {
   reason: string;
   syntax: LoadSyntax | null;
   subgroupId: SubgroupIdSource | null;
-  scaled: boolean;
+  scaling: OperandScaling;
   selfTest: SelfTestCase[];
 }
 
+/**
+ * Which matmul operands are scaled by a power of two before rounding to f16 (protects small values from f16
+ * underflow): `gradients` — the incoming gradient of a backward matmul (the BatchMatMul gradient marks it with
+ * GRADIENT_OPERAND_ATTR); `all` — both operands of every product; `none`.
+ */
+export type OperandScaling = 'gradients' | 'all' | 'none';
+
+/** BatchMatMul attribute naming the operand ('a' | 'b') that is an incoming gradient (set by model/gradients.ts). */
+export const GRADIENT_OPERAND_ATTR = 'lopperGradientOperand';
+
 export interface TensorCoreOptions {
-  /** Scale operands by a power of two before rounding to f16 (protects gradients from f16 underflow). */
-  scaled: boolean;
+  scaling: OperandScaling;
   /** Products with fewer multiply-adds (M·N·K) than this use tfjs's kernel. */
   minMacs: number;
   /** Use the plain-WGSL emulation of the kernel (tests on devices without subgroup matrices; slow). */
   emulate: boolean;
   /** K step of the workgroup tile. */
   tileK: 32 | 64;
+  subgroupLayout: SubgroupLayout;
+  prefetch: boolean;
+  /** Compile bounds-check-free kernels for shapes that are multiples of the tile. */
+  alignedKernels: boolean;
 }
 
 /** Relative error bound (max |Δ| / max |reference|) the self-test and tests/backend accept for f16 operands. */
 export const TENSOR_CORE_REL_ERROR_BOUND = 5e-3;
 
 const options: TensorCoreOptions = {
-  // LOPPER_TENSOR_CORE_SCALED=0 turns operand scaling off (benchmarks of its cost).
-  scaled: process.env.LOPPER_TENSOR_CORE_SCALED !== '0',
+  // LOPPER_TENSOR_CORE_SCALING=all|none overrides which operands are scaled (benchmarks of its cost).
+  scaling: process.env.LOPPER_TENSOR_CORE_SCALING === 'all' ? 'all' : process.env.LOPPER_TENSOR_CORE_SCALING === 'none' ? 'none' : 'gradients',
   minMacs: 1 << 18,
   emulate: false,
-  // LOPPER_TENSOR_CORE_TILE_K=64 selects the deeper K step (benchmarks).
-  tileK: process.env.LOPPER_TENSOR_CORE_TILE_K === '64' ? 64 : 32,
+  ...knobsFromEnv(),
 };
+
+/**
+ * Kernel knobs, overridable for benchmarks: LOPPER_TENSOR_CORE_TILE_K=32, LOPPER_TENSOR_CORE_LAYOUT=2x4,
+ * LOPPER_TENSOR_CORE_PREFETCH=0, LOPPER_TENSOR_CORE_ALIGNED=0.
+ */
+export function knobsFromEnv(env: NodeJS.ProcessEnv = process.env): Pick<TensorCoreOptions, 'tileK' | 'subgroupLayout' | 'prefetch' | 'alignedKernels'> {
+  return {
+    tileK: env.LOPPER_TENSOR_CORE_TILE_K === '32' ? 32 : env.LOPPER_TENSOR_CORE_TILE_K === '64' ? 64 : DEFAULT_KNOBS.tileK,
+    subgroupLayout: env.LOPPER_TENSOR_CORE_LAYOUT === '2x4' ? '2x4'
+      : env.LOPPER_TENSOR_CORE_LAYOUT === '4x2' ? '4x2' : DEFAULT_KNOBS.subgroupLayout,
+    prefetch: env.LOPPER_TENSOR_CORE_PREFETCH === undefined ? DEFAULT_KNOBS.prefetch : env.LOPPER_TENSOR_CORE_PREFETCH !== '0',
+    alignedKernels: env.LOPPER_TENSOR_CORE_ALIGNED !== '0',
+  };
+}
 const stats = { tensorCore: 0, fallback: 0 };
 let active: {
   device: GPUDevice;
@@ -89,7 +120,7 @@ function unsupportedReason(info: DeviceInfoLike): string | null {
 
 export async function registerMixedPrecisionKernels(device: GPUDevice, info: DeviceInfoLike): Promise<MixedPrecisionStatus> {
   const status: MixedPrecisionStatus = {
-    tensorCores: false, reason: '', syntax: null, subgroupId: null, scaled: options.scaled, selfTest: [],
+    tensorCores: false, reason: '', syntax: null, subgroupId: null, scaling: options.scaling, selfTest: [],
   };
   const why = options.emulate
     ? (info.features.includes('shader-f16') ? null : 'the device lacks shader-f16 (needed even by the emulation)')
@@ -98,12 +129,14 @@ export async function registerMixedPrecisionKernels(device: GPUDevice, info: Dev
     status.reason = why;
     return status;
   }
+  // A K step of 64 stages 37 KiB (45 KiB with the edge-store tile); WebGPU guarantees only 16 KiB.
+  if (options.tileK === 64 && device.limits.maxComputeWorkgroupStorageSize < 48 * 1024) options.tileK = 32;
   // Which spelling of subgroupMatrixLoad/Store and of the subgroup index this Dawn accepts: compile one variant each way.
   const errors: string[] = [];
   let chosen: { syntax: LoadSyntax; subgroupId: SubgroupIdSource; pipeline: GPUComputePipeline } | null = null;
   for (const syntax of ['templated', 'deprecated'] as const) {
     for (const subgroupId of ['builtin', 'derived'] as const) {
-      const v: TensorCoreVariant = { transposeA: false, transposeB: false, vecA: true, vecB: true, scaled: true, syntax, subgroupId, emulate: options.emulate };
+      const v: TensorCoreVariant = { transposeA: false, transposeB: false, vecA: true, vecB: true, scaleA: true, scaleB: true, syntax, subgroupId, emulate: options.emulate, tileK: options.tileK };
       try {
         const pipeline = await compileAsync(device, v);
         chosen = { syntax, subgroupId, pipeline };
@@ -123,8 +156,9 @@ export async function registerMixedPrecisionKernels(device: GPUDevice, info: Dev
     status.reason = 'tfjs has no webgpu BatchMatMul kernel to wrap';
     return status;
   }
+  clearAbsMaxCache(); // values of a previous device's tensors
   active = { device, syntax: chosen.syntax, subgroupId: chosen.subgroupId, original, pipelines: new Map() };
-  active.pipelines.set(variantKey({ transposeA: false, transposeB: false, vecA: true, vecB: true, scaled: true, syntax: chosen.syntax, subgroupId: chosen.subgroupId, emulate: options.emulate }), chosen.pipeline);
+  active.pipelines.set(variantKey({ transposeA: false, transposeB: false, vecA: true, vecB: true, scaleA: true, scaleB: true, syntax: chosen.syntax, subgroupId: chosen.subgroupId, emulate: options.emulate, tileK: options.tileK }), chosen.pipeline);
   status.syntax = chosen.syntax;
   status.subgroupId = chosen.subgroupId;
 
@@ -144,7 +178,7 @@ export async function registerMixedPrecisionKernels(device: GPUDevice, info: Dev
   tf.unregisterKernel('BatchMatMul', 'webgpu');
   tf.registerKernel({ kernelName: 'BatchMatMul', backendName: 'webgpu', kernelFunc: mixedBatchMatMul as unknown as tf.KernelFunc });
   status.tensorCores = true;
-  status.reason = `${options.emulate ? 'EMULATED (no tensor cores) ' : ''}tensor cores via subgroup matrices (f16 operands${options.scaled ? ', power-of-two scaled' : ''}, f32 accumulate; ${chosen.syntax} load/store, ${chosen.subgroupId} subgroup id)`;
+  status.reason = `${options.emulate ? 'EMULATED (no tensor cores) ' : ''}tensor cores via subgroup matrices (f16 operands, ${options.scaling === 'none' ? 'unscaled' : options.scaling === 'all' ? 'all power-of-two scaled' : 'gradients power-of-two scaled'}, f32 accumulate; ${chosen.syntax} load/store, ${chosen.subgroupId} subgroup id)`;
   return status;
 }
 
@@ -190,6 +224,8 @@ async function compileAsync(device: GPUDevice, v: TensorCoreVariant): Promise<GP
 function pipelineFor(v: TensorCoreVariant): GPUComputePipeline {
   v.emulate = options.emulate;
   v.tileK = options.tileK;
+  v.subgroupLayout = options.subgroupLayout;
+  v.prefetch = options.prefetch;
   const key = variantKey(v);
   let p = active!.pipelines.get(key);
   if (!p) {
@@ -203,11 +239,20 @@ function pipelineFor(v: TensorCoreVariant): GPUComputePipeline {
 interface KernelArgs {
   inputs: { a: tf.TensorInfo; b: tf.TensorInfo };
   backend: WebGpuBackendInternals;
-  attrs: { transposeA: boolean; transposeB: boolean };
+  attrs: { transposeA: boolean; transposeB: boolean; [GRADIENT_OPERAND_ATTR]?: 'a' | 'b' };
+}
+
+/** Which operands of one product to scale under the current option. */
+function scalingFor(gradientOperand: 'a' | 'b' | undefined): { a: boolean; b: boolean } {
+  if (options.scaling === 'all') return { a: true, b: true };
+  if (options.scaling === 'none') return { a: false, b: false };
+  return { a: gradientOperand === 'a', b: gradientOperand === 'b' };
 }
 
 function mixedBatchMatMul(args: KernelArgs): tf.TensorInfo {
-  const out = tensorCoreMatMul(args.inputs.a, args.inputs.b, args.attrs.transposeA, args.attrs.transposeB, args.backend, false);
+  const { transposeA, transposeB } = args.attrs;
+  const out = tensorCoreMatMul(args.inputs.a, args.inputs.b, transposeA, transposeB, args.backend, false,
+    scalingFor(args.attrs[GRADIENT_OPERAND_ATTR]));
   if (out) {
     stats.tensorCore++;
     return out;
@@ -221,6 +266,7 @@ const prod = (s: number[]): number => s.reduce((x, y) => x * y, 1);
 /** The tensor-core product, or null when this kernel does not cover the case (the caller uses tfjs's kernel). */
 function tensorCoreMatMul(
   a: tf.TensorInfo, b: tf.TensorInfo, transposeA: boolean, transposeB: boolean, backend: WebGpuBackendInternals, force: boolean,
+  scale: { a: boolean; b: boolean },
 ): tf.TensorInfo | null {
   if (!active || a.dtype !== 'float32' || b.dtype !== 'float32') return null;
   const ra = a.shape.length;
@@ -239,62 +285,38 @@ function tensorCoreMatMul(
   else return null;
   const batch = Math.max(batchA, batchB);
   if (M === 0 || N === 0 || K === 0 || batch > 65535) return null;
-  if (!force && (M < 16 || N < 16 || K < 16 || M * N * K * batch < options.minMacs)) return null;
+  // Thin products (LoRA's rank-8 factors) stay here too: zero-padded tiles waste tensor-core work, but tfjs's
+  // float32 kernel is far slower on a 1024×8×4096 product than one pass of this kernel.
+  if (!force && M * N * K * batch < options.minMacs) return null;
   const contigA = transposeA ? M : K;
   const contigB = transposeB ? K : N;
+  const aligned = options.alignedKernels && M % TILE_M === 0 && N % TILE_N === 0 && K % options.tileK === 0;
   const v: TensorCoreVariant = {
-    transposeA, transposeB, vecA: contigA % 4 === 0, vecB: contigB % 4 === 0, scaled: options.scaled,
-    syntax: active.syntax, subgroupId: active.subgroupId,
+    transposeA, transposeB, vecA: contigA % 4 === 0, vecB: contigB % 4 === 0, scaleA: scale.a, scaleB: scale.b,
+    syntax: active.syntax, subgroupId: active.subgroupId, aligned,
   };
   const pipeline = pipelineFor(v);
-  let maxAbs: [tf.TensorInfo, tf.TensorInfo] | null = null;
-  const temps: tf.TensorInfo[] = [];
-  if (options.scaled) {
-    maxAbs = [absMax(a, backend, temps), absMax(b, backend, temps)];
-  }
+  const programs = backend as unknown as Parameters<typeof operandAbsMax>[1];
+  const maxAbs: [tf.TensorInfo | null, tf.TensorInfo | null] = [
+    scale.a ? operandAbsMax(a, programs) : null,
+    scale.b ? operandAbsMax(b, programs) : null,
+  ];
   const out = dispatchTensorCoreMatMul(backend, pipeline, a, b, {
     batch, M, N, K, strideA: batchA === 1 ? 0 : M * K, strideB: batchB === 1 ? 0 : K * N,
   }, [...batchShape, M, N], maxAbs);
-  for (const t of temps) backend.disposeData(t.dataId);
   return out;
-}
-
-/**
- * max |x| as a 1-element tensor on the device. tfjs reduces a whole tensor to one value in a single workgroup, which
- * is slow for millions of elements, so large tensors are reduced in two passes: rows of the last dimension, then those.
- */
-function absMax(x: tf.TensorInfo, backend: WebGpuBackendInternals, temps: tf.TensorInfo[]): tf.TensorInfo {
-  const kb = backend as unknown as tf.KernelBackend;
-  const absK = tf.getKernel('Abs', 'webgpu')!.kernelFunc;
-  const maxK = tf.getKernel('Max', 'webgpu')!.kernelFunc;
-  const reshapeK = tf.getKernel('Reshape', 'webgpu')!.kernelFunc;
-  const n = prod(x.shape);
-  const cols = x.shape[x.shape.length - 1] ?? 1;
-  const rows = n / cols;
-  const abs = absK({ inputs: { x }, backend: kb, attrs: {} }) as tf.TensorInfo;
-  temps.push(abs);
-  if (rows >= 16 && cols >= 16) {
-    const m2 = reshapeK({ inputs: { x: abs }, backend: kb, attrs: { shape: [rows, cols] } }) as tf.TensorInfo;
-    temps.push(m2);
-    const perRow = maxK({ inputs: { x: m2 }, backend: kb, attrs: { reductionIndices: [1], keepDims: false } }) as tf.TensorInfo;
-    temps.push(perRow);
-    const m = maxK({ inputs: { x: perRow }, backend: kb, attrs: { reductionIndices: [0], keepDims: false } }) as tf.TensorInfo;
-    temps.push(m);
-    return m;
-  }
-  const m = maxK({ inputs: { x: abs }, backend: kb, attrs: { reductionIndices: x.shape.map((_, i) => i), keepDims: false } }) as tf.TensorInfo;
-  temps.push(m);
-  return m;
 }
 
 /**
  * The tensor-core product of two tensors, bypassing size thresholds (for tests and benchmarks); null when the
  * tensor-core path is not active on this device or the shapes are not covered.
  */
-export function tensorCoreMatMulTensors(a: tf.Tensor, b: tf.Tensor, transposeA = false, transposeB = false): tf.Tensor | null {
+export function tensorCoreMatMulTensors(
+  a: tf.Tensor, b: tf.Tensor, transposeA = false, transposeB = false, scale = { a: true, b: true },
+): tf.Tensor | null {
   if (!active || tf.getBackend() !== 'webgpu') return null;
   const backend = tf.backend() as unknown as WebGpuBackendInternals;
-  const info = tensorCoreMatMul(a, b, transposeA, transposeB, backend, true);
+  const info = tensorCoreMatMul(a, b, transposeA, transposeB, backend, true, scale);
   if (!info) return null;
   return tf.engine().makeTensorFromTensorInfo(info);
 }
@@ -310,8 +332,11 @@ export function float32MatMulTensors(a: tf.Tensor, b: tf.Tensor, transposeA = fa
 
 /** Checks the kernel against tfjs's float32 matmul: transposes, ragged edges, unaligned rows, broadcast batches. */
 async function selfTest(): Promise<SelfTestCase[]> {
-  const cases: Array<{ a: number[]; b: number[]; ta: boolean; tb: boolean }> = [
+  const cases: Array<{ a: number[]; b: number[]; ta: boolean; tb: boolean; scale?: { a: boolean; b: boolean } }> = [
     { a: [256, 256], b: [256, 256], ta: false, tb: false },
+    { a: [256, 256], b: [256, 256], ta: false, tb: true, scale: { a: false, b: false } },
+    { a: [200, 136], b: [136, 72], ta: false, tb: false, scale: { a: false, b: true } },
+    { a: [1000, 136], b: [8, 136], ta: false, tb: true, scale: { a: true, b: false } },
     { a: [200, 136], b: [136, 72], ta: false, tb: false },
     { a: [136, 200], b: [136, 72], ta: true, tb: false },
     { a: [200, 136], b: [72, 136], ta: false, tb: true },
@@ -323,11 +348,12 @@ async function selfTest(): Promise<SelfTestCase[]> {
   let seed = 7;
   for (const c of cases) {
     const [a, b] = [tf.randomUniform(c.a, -1, 1, 'float32', seed++), tf.randomUniform(c.b, -1, 1, 'float32', seed++)];
-    const got = tensorCoreMatMulTensors(a, b, c.ta, c.tb);
+    const got = tensorCoreMatMulTensors(a, b, c.ta, c.tb, c.scale);
     if (!got) throw new Error(`shape ${c.a}×${c.b} not covered`);
     const want = float32MatMulTensors(a, b, c.ta, c.tb);
     const err = relativeError(await got.data() as Float32Array, await want.data() as Float32Array);
-    results.push({ shape: `${c.a.join('x')}${c.ta ? 'ᵀ' : ''}·${c.b.join('x')}${c.tb ? 'ᵀ' : ''}`, maxRelError: err });
+    const scaled = c.scale ? `${c.scale.a ? 's' : 'u'}${c.scale.b ? 's' : 'u'}` : 'ss';
+    results.push({ shape: `${c.a.join('x')}${c.ta ? 'ᵀ' : ''}·${c.b.join('x')}${c.tb ? 'ᵀ' : ''} (${scaled})`, maxRelError: err });
     tf.dispose([a, b, got, want]);
   }
   return results;
