@@ -256,7 +256,7 @@ async function createState(precision: Precision, extraToggles: string[]): Promis
   };
   if (precision === 'mixed') {
     info.mixed = await registerMixedPrecisionKernels(device, info);
-    if (!info.mixed.tensorCores) notes.push(`precision mixed falls back to float32 kernels: ${info.mixed.reason}`);
+    if (!info.mixed.tensorCores) notes.push(`precision mixed: matmuls stay on tfjs's float32 kernels (${info.mixed.reason}); the fused float32 kernels are used`);
   }
   // A device created for float32 after a mixed one (disposeWebGpu, initWebGpu) must get the composite ops back.
   setFusedOpsEnabled(precision === 'mixed');

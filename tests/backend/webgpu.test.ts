@@ -54,7 +54,7 @@ describe('initWebGpu', () => {
     assert.ok(info.mixed !== null, 'precision mixed reports what it does');
     if (!info.features.includes('chromium-experimental-subgroup-matrix')) {
       assert.equal(info.mixed!.tensorCores, false);
-      assert.match(info.notes.join('\n'), /falls back to float32/);
+      assert.match(info.notes.join('\n'), /matmuls stay on tfjs's float32 kernels/);
     }
   });
 

@@ -89,8 +89,8 @@ interface OperandStaging {
   col0: string;
   base: string;
   vec: boolean;
-  /** Workgroup-tile index of storage element (r, c). */
-  dest: (r: string, c: string) => string;
+  /** Halves per staged row (tileCols plus padding); tiles keep the storage layout. */
+  stride: number;
   scale: string;
 }
 
@@ -139,7 +139,7 @@ function tileWriteCode(op: OperandStaging): string {
     lines.push(`      let r = lid / ${colVecs}u + ${s * rowStep}u;`);
     lines.push(`      let c = (lid % ${colVecs}u) * 4u;`);
     lines.push(`      let h = vec4<f16>(${reg} * ${op.scale});`);
-    for (let e = 0; e < 4; e++) lines.push(`      tile${op.name}[${op.dest('r', `c + ${e}u`)}] = h[${e}];`);
+    for (let e = 0; e < 4; e++) lines.push(`      tile${op.name}[r * ${op.stride}u + c + ${e}u] = h[${e}];`);
     lines.push(`    }`);
   }
   return lines.join('\n');
@@ -165,22 +165,20 @@ export function tensorCoreMatMulSource(v: TensorCoreVariant): string {
   const aStage: OperandStaging = v.transposeA
     ? {
       name: 'A', tileRows: TK, tileCols: TILE_M, totalRows: 'K', totalCols: 'M', row0: 'k0', col0: 'm0', base: 'aBase',
-      vec: v.vecA, scale: 'scaleA',
-      dest: (r, c) => `${r} * ${strideA}u + ${c}`,
+      vec: v.vecA, scale: 'scaleA', stride: strideA,
     }
     : {
       name: 'A', tileRows: TILE_M, tileCols: TK, totalRows: 'M', totalCols: 'K', row0: 'm0', col0: 'k0', base: 'aBase',
-      vec: v.vecA, scale: 'scaleA', dest: (r, c) => `${r} * ${strideA}u + ${c}`,
+      vec: v.vecA, scale: 'scaleA', stride: strideA,
     };
   const bStage: OperandStaging = v.transposeB
     ? {
       name: 'B', tileRows: TILE_N, tileCols: TK, totalRows: 'N', totalCols: 'K', row0: 'n0', col0: 'k0', base: 'bBase',
-      vec: v.vecB, scale: 'scaleB',
-      dest: (r, c) => `${r} * ${strideB}u + ${c}`,
+      vec: v.vecB, scale: 'scaleB', stride: strideB,
     }
     : {
       name: 'B', tileRows: TK, tileCols: TILE_N, totalRows: 'K', totalCols: 'N', row0: 'k0', col0: 'n0', base: 'bBase',
-      vec: v.vecB, scale: 'scaleB', dest: (r, c) => `${r} * ${strideB}u + ${c}`,
+      vec: v.vecB, scale: 'scaleB', stride: strideB,
     };
 
   const L = 'subgroup_matrix_left<f16, 16, 16>';
