@@ -19,7 +19,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { LopperError } from '../errors/lopper-error.js';
 import { attentionBiasProjections, parameterShapes } from './config.js';
 import { registerCpuKernels } from '../backend/cpu-kernels.js';
-import { fusedOpsActive, fusedRmsNorm, fusedRopeHeads, fusedSwiglu } from '../backend/kernels/fused-ops.js';
+import { fusedCausalSoftmax, fusedOpsActive, fusedRmsNorm, fusedRopeHeads, fusedSwiglu } from '../backend/kernels/fused-ops.js';
 import { registerGradients } from './gradients.js';
 import { ropeTables } from './rope.js';
 import type { HostTensor, LlamaConfig, WeightMap } from './types.js';
@@ -264,7 +264,17 @@ export class LlamaModel {
     // GQA without materializing repeated K/V: query head h uses KV head h // rep, and heads of one KV group are
     // contiguous, so [B, nh, T, D] → [B, kv, rep·T, D] groups each KV head's queries along the row axis.
     const qg = tf.reshape(q4, [B, kv, rep * T, D]);
-    let scores = tf.mul(tf.matMul(qg, k4, false, true), 1 / Math.sqrt(D));
+    const scores = tf.matMul(qg, k4, false, true);
+    const probs = fusedOpsActive()
+      ? fusedCausalSoftmax(scores, 1 / Math.sqrt(D), T)
+      : this.causalSoftmax(scores, 1 / Math.sqrt(D), rep, T, masks);
+    const o = tf.matMul(probs, v4); // [B, kv, rep·T, D]
+    const merged = tf.reshape(tf.transpose(tf.reshape(o, [B, nh, T, D]), [0, 2, 1, 3]), [B * T, nh * D]);
+    return this.linear(`${p}.o_proj`, merged, this.attnBias.has('o_proj'), opts) as tf.Tensor2D;
+  }
+
+  /** softmax(scores·scale + causal mask) over the last axis of [B, kv, rep·T, T] scores (row r sees columns ≤ r mod T). */
+  private causalSoftmax(scores: tf.Tensor, scale: number, rep: number, T: number, masks: Map<number, tf.Tensor2D>): tf.Tensor {
     let mask = masks.get(rep);
     if (!mask) {
       const m = new Float32Array(rep * T * T);
@@ -272,11 +282,7 @@ export class LlamaModel {
       mask = tf.tensor2d(m, [rep * T, T]);
       masks.set(rep, mask);
     }
-    scores = tf.add(scores, mask);
-    const probs = tf.softmax(scores, -1);
-    const o = tf.matMul(probs, v4); // [B, kv, rep·T, D]
-    const merged = tf.reshape(tf.transpose(tf.reshape(o, [B, nh, T, D]), [0, 2, 1, 3]), [B * T, nh * D]);
-    return this.linear(`${p}.o_proj`, merged, this.attnBias.has('o_proj'), opts) as tf.Tensor2D;
+    return tf.softmax(tf.add(tf.mul(scores, scale), mask), -1);
   }
 
   private mlp(i: number, x: tf.Tensor2D, opts: ForwardOptions): tf.Tensor2D {

@@ -4,10 +4,13 @@
 //   RMSNorm  forward and backward (recomputing the per-row scale in the backward rather than storing it),
 //   SwiGLU   forward and both input gradients (only g and u are kept for the backward, not σ(g) and silu(g)),
 //   RoPE     rotate_half rotation fused with the [B, T, n, D] → [B, n, T, D] head transpose, and its inverse,
+//   softmax  the attention's scale, causal mask and softmax, and its gradient from the saved probabilities,
 // with one kernel per output. They are registered as tfjs kernels and wrapped in tf.customGrad, so autodiff sees
 // one node per fused op. The float32 precision keeps llama.ts's composite ops (bit-for-bit today's results).
 import * as tf from '@tensorflow/tfjs-core';
 import {
+  causalSoftmaxGradProgram,
+  causalSoftmaxProgram,
   columnSumProgram,
   ropeFromHeadsGradProgram,
   ropeToHeadsProgram,
@@ -30,6 +33,8 @@ export const FUSED_KERNELS = {
   swigluGradUp: 'LopperSwigluGradUp',
   ropeToHeads: 'LopperRopeToHeads',
   ropeFromHeadsGrad: 'LopperRopeFromHeadsGrad',
+  causalSoftmax: 'LopperCausalSoftmax',
+  causalSoftmaxGrad: 'LopperCausalSoftmaxGrad',
 } as const;
 
 interface ProgramUniform {
@@ -120,6 +125,22 @@ function ropeFromHeadsGradKernel(args: KernelArgs): tf.TensorInfo {
   return (args.backend as FusedBackend).runWebGPUProgram(ropeFromHeadsGradProgram(B, T, n, D), inputs, 'float32');
 }
 
+function scaleUniform(args: KernelArgs): ProgramUniform {
+  return { type: 'float32', data: [Number(args.attrs?.scale)] };
+}
+
+function causalSoftmaxKernel(args: KernelArgs): tf.TensorInfo {
+  const [scores] = float32Inputs(FUSED_KERNELS.causalSoftmax, args, ['scores']) as [tf.TensorInfo];
+  const [rows, cols] = scores.shape as [number, number];
+  return (args.backend as FusedBackend).runWebGPUProgram(causalSoftmaxProgram(rows, cols), [scores], 'float32', [scaleUniform(args)]);
+}
+
+function causalSoftmaxGradKernel(args: KernelArgs): tf.TensorInfo {
+  const inputs = float32Inputs(FUSED_KERNELS.causalSoftmaxGrad, args, ['p', 'dy']);
+  const [rows, cols] = inputs[0]!.shape as [number, number];
+  return (args.backend as FusedBackend).runWebGPUProgram(causalSoftmaxGradProgram(rows, cols), inputs, 'float32', [scaleUniform(args)]);
+}
+
 function registerFusedKernels(): void {
   if (registered) return;
   const kernels: Array<[string, (args: KernelArgs) => tf.TensorInfo]> = [
@@ -131,6 +152,8 @@ function registerFusedKernels(): void {
     [FUSED_KERNELS.swigluGradUp, swigluKernel('gradUp', FUSED_KERNELS.swigluGradUp)],
     [FUSED_KERNELS.ropeToHeads, ropeToHeadsKernel],
     [FUSED_KERNELS.ropeFromHeadsGrad, ropeFromHeadsGradKernel],
+    [FUSED_KERNELS.causalSoftmax, causalSoftmaxKernel],
+    [FUSED_KERNELS.causalSoftmaxGrad, causalSoftmaxGradKernel],
   ];
   for (const [kernelName, kernelFunc] of kernels) {
     // The kernel registry outlives backends: a second device (disposeWebGpu, then initWebGpu) reuses the entries.
@@ -213,4 +236,37 @@ export function fusedRopeHeads(x: tf.Tensor, cos: tf.Tensor, sin: tf.Tensor, dim
     };
   }) as (x: tf.Tensor) => tf.Tensor4D;
   return f(x);
+}
+
+const causalSoftmaxFns = new Map<number, (scores: tf.Tensor) => tf.Tensor>();
+
+/**
+ * Causal attention probabilities softmax(scores·scale + mask) over the last axis of scores [..., rep·T, T], where
+ * row r may see the keys c ≤ r mod T (llama.ts's GQA layout): one dispatch forward, one backward, and no mask
+ * tensor. Masked probabilities are exactly 0, as in the composite path, where scores − 1e9 underflows in exp();
+ * the two differ only for scaled scores beyond ±1e9, where the composite mask stops masking.
+ */
+export function fusedCausalSoftmax<R extends tf.Tensor>(scores: R, scale: number, T: number): R {
+  const shape = scores.shape;
+  if (shape.length < 2 || shape[shape.length - 1] !== T || shape[shape.length - 2]! % T !== 0) {
+    throw new Error(`fusedCausalSoftmax: scores ${JSON.stringify(shape)} is not [..., rep·${T}, ${T}]`);
+  }
+  let f = causalSoftmaxFns.get(scale);
+  if (!f) {
+    f = customGrad((s: tf.Tensor, save: Save) => {
+      const rows = tf.reshape(s, [-1, s.shape[s.shape.length - 1]!]);
+      const p = run(FUSED_KERNELS.causalSoftmax, { scores: rows }, { scale });
+      // The backward needs only the probabilities: keeping them instead of the scores spares a recomputation.
+      save([p]);
+      return {
+        value: tf.reshape(p, s.shape),
+        gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+          const [sp] = saved as [tf.Tensor];
+          return [tf.reshape(run(FUSED_KERNELS.causalSoftmaxGrad, { p: sp, dy: tf.reshape(dy, sp.shape) }, { scale }), s.shape)];
+        },
+      };
+    }) as (scores: tf.Tensor) => tf.Tensor;
+    causalSoftmaxFns.set(scale, f);
+  }
+  return f(scores) as R;
 }

@@ -337,3 +337,110 @@ export function ropeFromHeadsGradProgram(B: number, T: number, n: number, D: num
   }`,
   };
 }
+
+/** Tree max of `buf` (one entry per thread, power-of-two length) into buf[0]; ends with a barrier. */
+function workgroupMaxSnippet(buffer: string, workgroup: number): string {
+  return `
+    workgroupBarrier();
+    for (var stride = ${workgroup / 2}; stride > 0; stride = stride >> 1) {
+      if (tid < stride) {
+        ${buffer}[tid] = max(${buffer}[tid], ${buffer}[tid + stride]);
+      }
+      workgroupBarrier();
+    }`;
+}
+
+/**
+ * Causal softmax(s·scale + mask) over rows of s [rows, T], the rows being query positions r with the key limit
+ * r mod T (GQA stacks rep query heads of T rows each). Masked columns are never read and get exactly 0, which is
+ * what the composite's additive −1e9 gives after exp underflows; the visible part is computed as tfjs's Softmax
+ * kernel computes it (scaled value, row max, exp(v − max) / Σ).
+ */
+export function causalSoftmaxProgram(rows: number, cols: number): FusedProgram {
+  const wg = rowWorkgroupSize(cols);
+  return {
+    variableNames: ['scores'],
+    outputShape: [rows, cols],
+    shaderKey: 'lopper_causal_softmax',
+    dispatchLayout: { x: [0, 1] },
+    dispatch: [rows, 1, 1],
+    workgroupSize: [wg, 1, 1],
+    uniforms: 'scale : f32,',
+    getUserCode: () => `
+  var<workgroup> rowMax : array<f32, ${wg}>;
+  var<workgroup> rowSum : array<f32, ${wg}>;
+  fn main(index : i32) {
+    let tid = i32(localId.x);
+    let row = index / ${wg};
+    let cols = uniforms.scoresShape[1];
+    let rowValid = row < uniforms.scoresShape[0];
+    let rowCols = select(0, cols, rowValid);
+    let visible = select(0, row % cols + 1, rowValid);
+    let base = row * cols;
+    var threadMax = -3.402823e+38f;
+    for (var c = tid; c < visible; c = c + ${wg}) {
+      threadMax = max(threadMax, scores[base + c] * uniforms.scale);
+    }
+    rowMax[tid] = threadMax;
+    ${workgroupMaxSnippet('rowMax', wg)}
+    let m = rowMax[0];
+    var acc = 0.0;
+    for (var c = tid; c < visible; c = c + ${wg}) {
+      acc = acc + exp(scores[base + c] * uniforms.scale - m);
+    }
+    rowSum[tid] = acc;
+    ${workgroupSumSnippet(['rowSum'], wg)}
+    let total = rowSum[0];
+    for (var c = tid; c < rowCols; c = c + ${wg}) {
+      var p = 0.0;
+      if (c < visible) {
+        p = exp(scores[base + c] * uniforms.scale - m) / total;
+      }
+      setOutputAtIndex(base + c, p);
+    }
+  }`,
+  };
+}
+
+/**
+ * Gradient of causalSoftmaxProgram from its output p: ds = (dy·p − Σ(dy·p)·p)·scale, in the order of tfjs's
+ * Softmax gradient followed by the scale's. Masked columns (p = 0) are skipped and get 0.
+ */
+export function causalSoftmaxGradProgram(rows: number, cols: number): FusedProgram {
+  const wg = rowWorkgroupSize(cols);
+  return {
+    variableNames: ['p', 'dy'],
+    outputShape: [rows, cols],
+    shaderKey: 'lopper_causal_softmax_grad',
+    dispatchLayout: { x: [0, 1] },
+    dispatch: [rows, 1, 1],
+    workgroupSize: [wg, 1, 1],
+    uniforms: 'scale : f32,',
+    getUserCode: () => `
+  var<workgroup> rowDot : array<f32, ${wg}>;
+  fn main(index : i32) {
+    let tid = i32(localId.x);
+    let row = index / ${wg};
+    let cols = uniforms.pShape[1];
+    let rowValid = row < uniforms.pShape[0];
+    let rowCols = select(0, cols, rowValid);
+    let visible = select(0, row % cols + 1, rowValid);
+    let base = row * cols;
+    var acc = 0.0;
+    for (var c = tid; c < visible; c = c + ${wg}) {
+      acc = acc + dy[base + c] * p[base + c];
+    }
+    rowDot[tid] = acc;
+    ${workgroupSumSnippet(['rowDot'], wg)}
+    let dot = rowDot[0];
+    for (var c = tid; c < rowCols; c = c + ${wg}) {
+      var g = 0.0;
+      if (c < visible) {
+        let pc = p[base + c];
+        g = (dy[base + c] * pc - dot * pc) * uniforms.scale;
+      }
+      setOutputAtIndex(base + c, g);
+    }
+  }`,
+  };
+}
