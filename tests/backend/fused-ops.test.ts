@@ -2,13 +2,12 @@
 // same device: forward values and gradients op by op (ragged shapes, rows past the 65,535-workgroup dispatch limit),
 // a whole LlamaModel's loss and gradients, tensor leaks, dispatch counts, and activation by precision. The device
 // here may be lavapipe (float32): the tests switch the fused kernels on themselves. Skips where Dawn finds no adapter.
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
-import { LopperError } from '../../src/errors/lopper-error.js';
 import {
-  assertNoDeviceError, clearDeviceErrors, disposeWebGpu, initWebGpu, type WebGpuInfo,
+  assertNoDeviceError, clearDeviceErrors, disposeWebGpu, initWebGpu,
 } from '../../src/backend/webgpu.js';
 import {
   fusedCausalSoftmax, fusedOpsActive, fusedRmsNorm, fusedRopeHeads, fusedSwiglu, setFusedOpsEnabled,
@@ -16,28 +15,14 @@ import {
 import { LlamaModel, initWeights, rmsNorm, swiglu } from '../../src/model/llama.js';
 import type { LlamaConfig } from '../../src/model/types.js';
 import { fillNormal, mulberry32 } from '../../src/seeded-random.js';
+import { webGpuSession } from './webgpu-session.js';
 
 /** max |fused − composite| / max |composite| accepted for single ops (float32 reduction-order differences). */
 const OP_REL_BOUND = 1e-5;
 /** The same for a whole model's loss, logits and parameter gradients (measured: ≤ 8e-7 on lavapipe). */
 const MODEL_REL_BOUND = 1e-5;
 
-let info: WebGpuInfo | null = null;
-let skipReason = '';
-
-before(async () => {
-  try {
-    info = await initWebGpu({ precision: 'float32' });
-  } catch (e) {
-    if (e instanceof LopperError && e.code === 'LP8001') skipReason = `no WebGPU adapter on this machine (${e.message})`;
-    else throw e;
-  }
-});
-
-after(async () => {
-  setFusedOpsEnabled(false);
-  await disposeWebGpu();
-});
+const session = webGpuSession('float32', { teardown: () => setFusedOpsEnabled(false) });
 
 function randomTensor(shape: number[], seed: number, scale = 1): tf.Tensor {
   const data = new Float32Array(shape.reduce((a, d) => a * d, 1));
@@ -104,7 +89,7 @@ describe('fused RMSNorm', () => {
   const shapes: Array<[number, number]> = [[3, 72], [33, 100], [7, 4096], [67, 4096], [1001, 72], [300, 1000], [66_000, 12]];
   for (const [rows, cols] of shapes) {
     it(`matches the composite op and its gradients for x [${rows}, ${cols}]`, async (t) => {
-      if (!info) return t.skip(skipReason);
+      if (!session.info) return t.skip(session.skipReason);
       const x = randomTensor([rows, cols], rows * 7919 + cols, 1.5);
       const w = randomTensor([cols], cols + 1);
       const probe = randomTensor([rows, cols], rows + cols * 31);
@@ -125,7 +110,7 @@ describe('fused SwiGLU', () => {
   // Sizes divisible by 4 run on vec4 lanes, others on scalars.
   for (const shape of [[7, 100], [5, 99], [33, 4096], [1, 3]] as Array<[number, number]>) {
     it(`matches the composite op and its gradients for [${shape.join(', ')}]`, async (t) => {
-      if (!info) return t.skip(skipReason);
+      if (!session.info) return t.skip(session.skipReason);
       // Gates spread wide enough to reach both saturated ends of the sigmoid.
       const g = randomTensor(shape, shape[0]! * 13 + shape[1]!, 4);
       const u = randomTensor(shape, shape[1]! * 17 + 3);
@@ -144,7 +129,7 @@ describe('fused SwiGLU', () => {
 describe('fused RoPE + head transpose', () => {
   for (const dims of [[2, 5, 3, 8], [1, 7, 4, 6], [2, 17, 6, 64], [3, 33, 2, 128]] as Array<[number, number, number, number]>) {
     it(`matches reshape → rotate_half → transpose and its gradient for [B, T, n, D] = [${dims.join(', ')}]`, async (t) => {
-      if (!info) return t.skip(skipReason);
+      if (!session.info) return t.skip(session.skipReason);
       const [B, T, n, D] = dims;
       const x = randomTensor([B * T, n * D], B * 1000 + T * 10 + n);
       // Random tables rather than HF's duplicated halves: the kernels must not rely on cos[j] = cos[j + D/2].
@@ -181,7 +166,7 @@ describe('fused causal softmax', () => {
   ];
   for (const [B, kv, rep, T] of cases) {
     it(`matches scale → mask → softmax and its gradient for [B, kv, rep·T, T] = [${B}, ${kv}, ${rep}·${T}, ${T}]`, async (t) => {
-      if (!info) return t.skip(skipReason);
+      if (!session.info) return t.skip(session.skipReason);
       const shape = [B, kv, rep * T, T];
       const scale = 1 / Math.sqrt(18);
       // Raw q·k scores of a few units, so rows range from flat to nearly one-hot after scaling.
@@ -205,7 +190,7 @@ describe('fused causal softmax', () => {
   }
 
   it('takes one dispatch forward and one backward', async (t) => {
-    if (!info) return t.skip(skipReason);
+    if (!session.info) return t.skip(session.skipReason);
     const backend = tf.backend() as unknown as { runWebGPUProgram: (...args: unknown[]) => unknown };
     const original = backend.runWebGPUProgram;
     let dispatches = 0;
@@ -235,7 +220,7 @@ describe('fused causal softmax', () => {
   });
 
   it('rejects scores whose last two axes are not [rep·T, T]', (t) => {
-    if (!info) return t.skip(skipReason);
+    if (!session.info) return t.skip(session.skipReason);
     const wrongT = tf.zeros([1, 2, 10, 5]);
     const raggedRows = tf.zeros([1, 1, 7, 5]);
     try {
@@ -274,7 +259,7 @@ describe('LlamaModel on the fused kernels', () => {
   ];
   for (const [label, config] of configs) {
     it(`loss, logits and every parameter gradient match the composite path (${label})`, async (t) => {
-      if (!info) return t.skip(skipReason);
+      if (!session.info) return t.skip(session.skipReason);
       // std 0.2 rather than 0.02 so that activations (and their RMSNorm scales) are far from trivial.
       const model = LlamaModel.fromWeights(config, initWeights(config, 11, 0.2));
       const ids = randomIds(config.vocabSize, 3, 13, 5);
@@ -312,7 +297,7 @@ describe('LlamaModel on the fused kernels', () => {
   }
 
   it('leaks no tensors across repeated forward and backward passes', async (t) => {
-    if (!info) return t.skip(skipReason);
+    if (!session.info) return t.skip(session.skipReason);
     const config = configs[0]![1];
     const model = LlamaModel.fromWeights(config, initWeights(config, 3));
     const ids = randomIds(config.vocabSize, 2, 9, 8);
@@ -345,7 +330,7 @@ describe('LlamaModel on the fused kernels', () => {
   });
 
   it('needs fewer dispatches per decoder layer, forward and backward', async (t) => {
-    if (!info) return t.skip(skipReason);
+    if (!session.info) return t.skip(session.skipReason);
     const backend = tf.backend() as unknown as { runWebGPUProgram: (...args: unknown[]) => unknown };
     const original = backend.runWebGPUProgram;
     let dispatches = 0;
@@ -394,7 +379,7 @@ describe('LlamaModel on the fused kernels', () => {
 
 describe('activation', () => {
   it('is off under precision float32 and on under precision mixed, on webgpu only', async (t) => {
-    if (!info) return t.skip(skipReason);
+    if (!session.info) return t.skip(session.skipReason);
     assert.equal(fusedOpsActive(), false, 'float32 keeps the composite ops');
     await disposeWebGpu();
     clearDeviceErrors();
@@ -405,7 +390,7 @@ describe('activation', () => {
       assert.equal(fusedOpsActive(), false, 'the cpu backend never runs the fused kernels');
     } finally {
       await disposeWebGpu();
-      info = await initWebGpu({ precision: 'float32' });
+      session.info = await initWebGpu({ precision: 'float32' });
     }
     assert.equal(fusedOpsActive(), false, 'a float32 device after a mixed one is back on the composite ops');
   });

@@ -2,36 +2,23 @@
 // subgroup layouts, bounds-check-free aligned variants, ragged edges) checked on any WebGPU adapter with shader-f16:
 // the subgroup-matrix builtins are replaced by plain WGSL with the same fragment layout (`emulate`), so lavapipe, which
 // has no subgroup matrices, runs every variant. The real builtins are checked by webgpu.test.ts where they exist.
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
-import { LopperError } from '../../src/errors/lopper-error.js';
-import { assertNoDeviceError, disposeWebGpu, initWebGpu, type WebGpuInfo } from '../../src/backend/webgpu.js';
+import { assertNoDeviceError } from '../../src/backend/webgpu.js';
 import {
   TENSOR_CORE_REL_ERROR_BOUND, float32MatMulTensors, relativeError, setTensorCoreOptions, tensorCoreMatMulTensors,
   type TensorCoreOptions,
 } from '../../src/backend/kernels/register.js';
 import { absMaxInfo, forgetAbsMax, operandAbsMax } from '../../src/backend/kernels/abs-max.js';
+import { webGpuSession } from './webgpu-session.js';
 
-let info: WebGpuInfo | null = null;
-let skipReason = '';
-
-before(async () => {
-  setTensorCoreOptions({ emulate: true });
-  try {
-    info = await initWebGpu({ precision: 'mixed' });
-  } catch (e) {
-    if (e instanceof LopperError && e.code === 'LP8001') skipReason = `no WebGPU adapter on this machine (${e.message})`;
-    else throw e;
-  }
+const session = webGpuSession('mixed', {
+  setup: () => setTensorCoreOptions({ emulate: true }),
+  teardown: () => setTensorCoreOptions({ emulate: false }),
 });
 
 // (A K step of 64 needs more workgroup memory than lavapipe's 32 KiB; it differs only in a loop bound.)
-// dawn.node keeps the process alive while its device exists.
-after(async () => {
-  setTensorCoreOptions({ emulate: false });
-  await disposeWebGpu();
-});
 
 const knobSets: Array<Partial<TensorCoreOptions>> = [
   { subgroupLayout: '4x2', prefetch: true, tileK: 32 },
@@ -52,9 +39,9 @@ describe('tensor-core kernel variants (emulated subgroup matrices)', () => {
   for (const knobs of knobSets) {
     const label = `${knobs.subgroupLayout}, K step ${knobs.tileK}${knobs.prefetch ? ', prefetch' : ''}`;
     it(`matches float32: ${label}`, async (t) => {
-      if (!info) return t.skip(skipReason);
-      if (!info.features.includes('shader-f16')) return t.skip(`the adapter lacks shader-f16 (${info.adapter})`);
-      assert.ok(info.mixed?.tensorCores, `the emulated kernel was not registered: ${info.mixed?.reason}`);
+      if (!session.info) return t.skip(session.skipReason);
+      if (!session.info.features.includes('shader-f16')) return t.skip(`the adapter lacks shader-f16 (${session.info.adapter})`);
+      assert.ok(session.info.mixed?.tensorCores, `the emulated kernel was not registered: ${session.info.mixed?.reason}`);
       setTensorCoreOptions(knobs);
       let seed = 11;
       for (const [sa, sb, ta, tb] of shapes) {
@@ -75,7 +62,7 @@ describe('tensor-core kernel variants (emulated subgroup matrices)', () => {
 
 describe('max |x| for operand scaling', () => {
   it('reduces tensors of any size in two passes', async (t) => {
-    if (!info) return t.skip(skipReason);
+    if (!session.info) return t.skip(session.skipReason);
     const backend = tf.backend() as unknown as Parameters<typeof absMaxInfo>[1];
     for (const n of [1, 7, 1000, 4096 + 3, 300_001, 5_000_000]) {
       const values = new Float32Array(n);
@@ -92,7 +79,7 @@ describe('max |x| for operand scaling', () => {
   });
 
   it('caches values by operand data while tfjs holds that data', async (t) => {
-    if (!info) return t.skip(skipReason);
+    if (!session.info) return t.skip(session.skipReason);
     const backend = tf.backend() as unknown as Parameters<typeof operandAbsMax>[1] & { tensorMap: { numDataIds(): number } };
     // backend.read, not an engine tensor: a tensor would take a reference to the cache's data.
     const read = async (i: tf.TensorInfo): Promise<number> => ((await (tf.backend() as tf.KernelBackend).read(i.dataId)) as Float32Array)[0]!;

@@ -1,37 +1,23 @@
 // WebGPU device setup, device-error capture and the mixed-precision matmul. Runs on whatever adapter Dawn finds
 // (Mesa lavapipe on the CI machine, the H200 on the GPU machine); skips with a message where there is none.
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { registerGradients } from '../../src/model/gradients.js';
 import { LopperError } from '../../src/errors/lopper-error.js';
 import {
-  assertNoDeviceError, clearDeviceErrors, deviceErrors, disposeWebGpu, initWebGpu, webGpuDevice, withDeviceErrorScope,
-  type WebGpuInfo,
+  assertNoDeviceError, clearDeviceErrors, deviceErrors, initWebGpu, webGpuDevice, withDeviceErrorScope,
 } from '../../src/backend/webgpu.js';
 import {
   TENSOR_CORE_REL_ERROR_BOUND, float32MatMulTensors, relativeError, tensorCoreMatMulTensors, tensorCoreStats,
 } from '../../src/backend/kernels/register.js';
 import { tensorCoreMatMulSource } from '../../src/backend/kernels/matmul-tensor-core.js';
+import { webGpuSession } from './webgpu-session.js';
 
 registerGradients();
 
-let info: WebGpuInfo | null = null;
-let skipReason = '';
-
-before(async () => {
-  try {
-    info = await initWebGpu({ precision: 'mixed' });
-  } catch (e) {
-    if (e instanceof LopperError && e.code === 'LP8001') skipReason = `no WebGPU adapter on this machine (${e.message})`;
-    else throw e;
-  }
-});
-
-after(async () => {
-  await disposeWebGpu();
-});
+const session = webGpuSession('mixed');
 
 async function onCpu(f: () => tf.Tensor): Promise<Float32Array> {
   const prev = tf.getBackend();
@@ -45,21 +31,21 @@ async function onCpu(f: () => tf.Tensor): Promise<Float32Array> {
 
 describe('initWebGpu', () => {
   it('creates a Dawn device, registers it as the tfjs webgpu backend and reports features and limits', (t) => {
-    if (!info) return t.skip(skipReason);
+    if (!session.info) return t.skip(session.skipReason);
     assert.equal(tf.getBackend(), 'webgpu');
-    assert.ok(info.adapter.length > 0);
-    assert.ok(info.features.includes('shader-f16'), `features: ${info.features.join(', ')}`);
-    assert.ok(info.limits.maxStorageBufferBindingSize >= 128 * 1024 * 1024);
-    assert.ok(info.dawnToggles.includes('vulkan_enable_f16_on_nvidia'));
-    assert.ok(info.mixed !== null, 'precision mixed reports what it does');
-    if (!info.features.includes('chromium-experimental-subgroup-matrix')) {
-      assert.equal(info.mixed!.tensorCores, false);
-      assert.match(info.notes.join('\n'), /matmuls stay on tfjs's float32 kernels/);
+    assert.ok(session.info.adapter.length > 0);
+    assert.ok(session.info.features.includes('shader-f16'), `features: ${session.info.features.join(', ')}`);
+    assert.ok(session.info.limits.maxStorageBufferBindingSize >= 128 * 1024 * 1024);
+    assert.ok(session.info.dawnToggles.includes('vulkan_enable_f16_on_nvidia'));
+    assert.ok(session.info.mixed !== null, 'precision mixed reports what it does');
+    if (!session.info.features.includes('chromium-experimental-subgroup-matrix')) {
+      assert.equal(session.info.mixed!.tensorCores, false);
+      assert.match(session.info.notes.join('\n'), /matmuls stay on tfjs's float32 kernels/);
     }
   });
 
   it('runs tfjs ops on the device with the float32 results of the cpu backend', async (t) => {
-    if (!info) return t.skip(skipReason);
+    if (!session.info) return t.skip(session.skipReason);
     const a = Array.from({ length: 48 * 40 }, (_, i) => Math.sin(i * 0.37));
     const b = Array.from({ length: 40 * 24 }, (_, i) => Math.cos(i * 0.11));
     const f = () => tf.tidy(() => tf.softmax(tf.matMul(tf.tensor2d(a, [48, 40]), tf.tensor2d(b, [40, 24])), -1));
@@ -72,15 +58,15 @@ describe('initWebGpu', () => {
   });
 
   it('returns the same device on a second call', async (t) => {
-    if (!info) return t.skip(skipReason);
+    if (!session.info) return t.skip(session.skipReason);
     const again = await initWebGpu({ precision: 'mixed' });
-    assert.equal(again, info);
+    assert.equal(again, session.info);
   });
 });
 
 describe('device errors', () => {
   it('assertNoDeviceError fails the stage with LP8003, the stage name and the memory in use', async (t) => {
-    if (!info) return t.skip(skipReason);
+    if (!session.info) return t.skip(session.skipReason);
     clearDeviceErrors();
     // MAP_READ may only be combined with COPY_DST: a validation error nothing captures.
     webGpuDevice().createBuffer({ size: 16, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.MAP_WRITE });
@@ -102,7 +88,7 @@ describe('device errors', () => {
   });
 
   it('withDeviceErrorScope attributes errors inside the scope to the stage and rethrows nothing else', async (t) => {
-    if (!info) return t.skip(skipReason);
+    if (!session.info) return t.skip(session.skipReason);
     clearDeviceErrors();
     const v = await withDeviceErrorScope('ok', async () => {
       const x = tf.add(tf.ones([4]), 1);
@@ -120,7 +106,7 @@ describe('device errors', () => {
 
 describe('tensor-core matmul (precision mixed)', () => {
   it('generates WGSL with the subgroup-matrix directives first', () => {
-    const src = tensorCoreMatMulSource({ transposeA: true, transposeB: false, vecA: true, vecB: false, scaled: true, syntax: 'templated', subgroupId: 'builtin' });
+    const src = tensorCoreMatMulSource({ transposeA: true, transposeB: false, vecA: true, vecB: false, scaleA: true, scaleB: true, syntax: 'templated', subgroupId: 'builtin' });
     assert.ok(src.startsWith('enable f16;\nenable subgroups;\nenable chromium_experimental_subgroup_matrix;'));
     // Aᵀ is staged in its storage layout and read back column-major; B row-major.
     assert.match(src, /subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, col_major>/);
@@ -141,8 +127,8 @@ describe('tensor-core matmul (precision mixed)', () => {
   ];
   for (const [sa, sb, ta, tb] of shapes) {
     it(`matches float32 on ${sa.join('x')}${ta ? 'ᵀ' : ''} · ${sb.join('x')}${tb ? 'ᵀ' : ''}`, async (t) => {
-      if (!info) return t.skip(skipReason);
-      if (!info.mixed?.tensorCores) return t.skip(`tensor cores not used on this device: ${info.mixed?.reason}`);
+      if (!session.info) return t.skip(session.skipReason);
+      if (!session.info.mixed?.tensorCores) return t.skip(`tensor cores not used on this device: ${session.info.mixed?.reason}`);
       const a = tf.randomUniform(sa, -1, 1, 'float32', 1);
       const b = tf.randomUniform(sb, -1, 1, 'float32', 2);
       const got = tensorCoreMatMulTensors(a, b, ta, tb)!;
@@ -156,8 +142,8 @@ describe('tensor-core matmul (precision mixed)', () => {
   }
 
   it('keeps small gradients: scaled operands survive values far below f16 range', async (t) => {
-    if (!info) return t.skip(skipReason);
-    if (!info.mixed?.tensorCores) return t.skip(`tensor cores not used on this device: ${info.mixed?.reason}`);
+    if (!session.info) return t.skip(session.skipReason);
+    if (!session.info.mixed?.tensorCores) return t.skip(`tensor cores not used on this device: ${session.info.mixed?.reason}`);
     const a = tf.mul(tf.randomUniform([256, 256], -1, 1, 'float32', 3), 1e-7);
     const b = tf.randomUniform([256, 256], -1, 1, 'float32', 4);
     const got = tensorCoreMatMulTensors(a, b)!;
@@ -168,8 +154,8 @@ describe('tensor-core matmul (precision mixed)', () => {
   });
 
   it('routes tf.matMul and its gradient through the kernel', async (t) => {
-    if (!info) return t.skip(skipReason);
-    if (!info.mixed?.tensorCores) return t.skip(`tensor cores not used on this device: ${info.mixed?.reason}`);
+    if (!session.info) return t.skip(session.skipReason);
+    if (!session.info.mixed?.tensorCores) return t.skip(`tensor cores not used on this device: ${session.info.mixed?.reason}`);
     const before = tensorCoreStats().tensorCore;
     const x = tf.randomUniform([256, 512], -1, 1, 'float32', 5);
     const w = tf.randomUniform([512, 256], -1, 1, 'float32', 6);

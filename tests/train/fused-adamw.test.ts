@@ -3,15 +3,15 @@
 // per-name decay filter), dispatches per step, tensor leaks, state()/loadState() and the cases where the step must
 // not write in place. The device here may be lavapipe (float32): the tests switch the fused kernels on themselves.
 // Skips where Dawn finds no adapter.
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
-import { LopperError } from '../../src/errors/lopper-error.js';
-import { assertNoDeviceError, disposeWebGpu, initWebGpu, type WebGpuInfo } from '../../src/backend/webgpu.js';
+import { assertNoDeviceError } from '../../src/backend/webgpu.js';
 import { setFusedOpsEnabled } from '../../src/backend/kernels/fused-ops.js';
 import { fusedAdamWActive } from '../../src/backend/kernels/fused-adamw.js';
 import { AdamW, type AdamWOptions } from '../../src/train/adamw.js';
 import { fillNormal, mulberry32 } from '../../src/seeded-random.js';
+import { webGpuSession } from '../backend/webgpu-session.js';
 
 /**
  * max |fused − composite| / max |composite| accepted for p, m and v after each step. Both evaluate the same float32
@@ -24,22 +24,7 @@ const REL_BOUND = 1e-6;
  */
 const UPDATE_REL_BOUND = 1e-4;
 
-let info: WebGpuInfo | null = null;
-let skipReason = '';
-
-before(async () => {
-  try {
-    info = await initWebGpu({ precision: 'float32' });
-  } catch (e) {
-    if (e instanceof LopperError && e.code === 'LP8001') skipReason = `no WebGPU adapter on this machine (${e.message})`;
-    else throw e;
-  }
-});
-
-after(async () => {
-  setFusedOpsEnabled(false);
-  await disposeWebGpu();
-});
+const session = webGpuSession('float32', { teardown: () => setFusedOpsEnabled(false) });
 
 let serial = 0;
 
@@ -105,7 +90,7 @@ describe('fused AdamW step', () => {
   ];
   for (const [label, options] of cases) {
     it(`matches the composite step for 5 steps (${label})`, async (t) => {
-      if (!info) return t.skip(skipReason);
+      if (!session.info) return t.skip(session.skipReason);
       const composite = await runSteps(false, shapes, options, 5);
       const fused = await runSteps(true, shapes, options, 5);
       let worst = 0, worstUpdate = 0;
@@ -135,7 +120,7 @@ describe('fused AdamW step', () => {
   }
 
   it('covers every element past 65,535 workgroups (2-D dispatch)', async (t) => {
-    if (!info) return t.skip(skipReason);
+    if (!session.info) return t.skip(session.skipReason);
     // 65,535 · 256 + 3 elements: the scalar kernel needs 65,536 workgroups, one more than a dimension allows.
     const shapes = [[65_535 * 256 + 3]];
     const composite = await runSteps(false, shapes, OPTIONS, 1);
@@ -155,7 +140,7 @@ describe('fused AdamW step', () => {
   });
 
   it('records one dispatch per parameter, no tfjs program, and leaks no tensors', async (t) => {
-    if (!info) return t.skip(skipReason);
+    if (!session.info) return t.skip(session.skipReason);
     setFusedOpsEnabled(true);
     const shapes = [[8, 4096], [4096, 8], [3, 5], [1001]];
     const params = new Map(shapes.map((shape, i) => [`w${i}`, tf.variable(tf.tensor(hostRandom(shape, i), shape), true, `fused-adamw-${serial++}`)] as const));
@@ -191,7 +176,7 @@ describe('fused AdamW step', () => {
   });
 
   it('gives p new data each step and leaves tensors that shared its old data untouched', async (t) => {
-    if (!info) return t.skip(skipReason);
+    if (!session.info) return t.skip(session.skipReason);
     setFusedOpsEnabled(true);
     const init = tf.tensor(hostRandom([4, 6], 7), [4, 6]);
     const initValues = (await init.data()).slice();
@@ -213,7 +198,7 @@ describe('fused AdamW step', () => {
   });
 
   it('resumes from state()/loadState() exactly, with moments read back between steps', async (t) => {
-    if (!info) return t.skip(skipReason);
+    if (!session.info) return t.skip(session.skipReason);
     setFusedOpsEnabled(true);
     const shape = [5, 7];
     const make = (seed: number) => tf.variable(tf.tensor(hostRandom(shape, seed), shape), true, `fused-adamw-${serial++}`);
