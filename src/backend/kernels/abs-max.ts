@@ -114,17 +114,8 @@ export function operandAbsMax(x: tf.TensorInfo, backend: ProgramBackend & LiveDa
   return info;
 }
 
-/** Drops the cached value of data that was overwritten in place (the fused AdamW update). */
-export function forgetAbsMax(dataId: object, backend: ProgramBackend): void {
-  const info = cache.get(dataId);
-  if (!info) return;
-  backend.disposeData(info.dataId);
-  cache.delete(dataId);
-}
-
-/** Releases every cached value (a new device; tests). */
-export function clearAbsMaxCache(backend?: ProgramBackend): void {
-  if (backend) for (const info of cache.values()) backend.disposeData(info.dataId);
+/** Forgets every cached value: a new device (the old one's buffers went with it). */
+export function clearAbsMaxCache(): void {
   cache.clear();
   addedSinceSweep = 0;
 }

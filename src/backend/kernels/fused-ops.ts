@@ -99,7 +99,7 @@ function rmsNormGradWeightKernel(args: KernelArgs): tf.TensorInfo {
   const partial = backend.runWebGPUProgram(rmsNormGradWeightPartialProgram(rows, cols, rowsPerGroup), inputs, 'float32',
     [epsUniform(args), { type: 'int32', data: [rowsPerGroup] }]);
   try {
-    return backend.runWebGPUProgram(columnSumProgram(partial.shape[0]!, cols), [partial], 'float32');
+    return backend.runWebGPUProgram(columnSumProgram(cols), [partial], 'float32');
   } finally {
     // Freed once the submitted work that reads it has run (tfjs defers disposal of buffers in flight).
     backend.disposeData(partial.dataId);

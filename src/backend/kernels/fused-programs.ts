@@ -193,7 +193,7 @@ export function rmsNormGradWeightPartialProgram(rows: number, cols: number, rows
 }
 
 /** Σ over rows of partial [rows, cols] → [cols], one thread per column (coalesced across the workgroup). */
-export function columnSumProgram(rows: number, cols: number): FusedProgram {
+export function columnSumProgram(cols: number): FusedProgram {
   return {
     variableNames: ['partial'],
     outputShape: [cols],

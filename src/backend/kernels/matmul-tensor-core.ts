@@ -63,17 +63,19 @@ export const DEFAULT_KNOBS = {
   tileK: 64 as 32 | 64, subgroupLayout: '4x2' as SubgroupLayout, prefetch: true,
 };
 
-/** Pipeline cache key (built on every matmul call, so without object spreads). */
-export function variantKey(v: TensorCoreVariant): string {
-  const k = {
+/** The optional knobs with defaults filled in (built on every matmul call, so without object spreads). */
+function knobsOf(v: TensorCoreVariant): { tileK: 32 | 64; subgroupLayout: SubgroupLayout; prefetch: boolean } {
+  return {
     tileK: v.tileK ?? DEFAULT_KNOBS.tileK,
-    subgroupLayout: v.subgroupLayout ?? DEFAULT_KNOBS.subgroupLayout, prefetch: v.prefetch ?? DEFAULT_KNOBS.prefetch,
+    subgroupLayout: v.subgroupLayout ?? DEFAULT_KNOBS.subgroupLayout,
+    prefetch: v.prefetch ?? DEFAULT_KNOBS.prefetch,
   };
-  return `${v.emulate ? 'emu' : 'tc'}_${v.transposeA ? 'T' : 'N'}${v.transposeB ? 'T' : 'N'}_${v.vecA ? 4 : 1}${v.vecB ? 4 : 1}_${v.scaleA ? 's' : 'u'}${v.scaleB ? 's' : 'u'}_${v.syntax}_${v.subgroupId}_k${k.tileK}_${k.subgroupLayout}${k.prefetch ? '_pf' : ''}${v.aligned ? '_al' : ''}`;
 }
 
-function definedOnly<T extends object>(o: T): Partial<T> {
-  return Object.fromEntries(Object.entries(o).filter(([, x]) => x !== undefined)) as Partial<T>;
+/** Pipeline cache key. */
+export function variantKey(v: TensorCoreVariant): string {
+  const k = knobsOf(v);
+  return `${v.emulate ? 'emu' : 'tc'}_${v.transposeA ? 'T' : 'N'}${v.transposeB ? 'T' : 'N'}_${v.vecA ? 4 : 1}${v.vecB ? 4 : 1}_${v.scaleA ? 's' : 'u'}${v.scaleB ? 's' : 'u'}_${v.syntax}_${v.subgroupId}_k${k.tileK}_${k.subgroupLayout}${k.prefetch ? '_pf' : ''}${v.aligned ? '_al' : ''}`;
 }
 
 /** One operand's staging: global tile (storage coordinates) → f16 workgroup tile. */
@@ -147,7 +149,7 @@ function tileWriteCode(op: OperandStaging): string {
 
 /** WGSL source of one kernel variant. Bindings: 0 C (f32, rw), 1 A, 2 B, 3 dims (uniform), 4 max|A|, 5 max|B| (if scaled). */
 export function tensorCoreMatMulSource(v: TensorCoreVariant): string {
-  const { tileK: TK, subgroupLayout, prefetch } = { ...DEFAULT_KNOBS, ...definedOnly(v) };
+  const { tileK: TK, subgroupLayout, prefetch } = knobsOf(v);
   const aligned = v.aligned === true;
   const emu = v.emulate === true;
   const MI = subgroupLayout === '4x2' ? 4 : 2; // result matrices per subgroup along M

@@ -5,6 +5,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import {
   DEFAULT_KNOBS,
+  TILE_K,
   TILE_M,
   TILE_N,
   dispatchTensorCoreMatMul,
@@ -130,16 +131,17 @@ export async function registerMixedPrecisionKernels(device: GPUDevice, info: Dev
     return status;
   }
   // A K step of 64 stages 37 KiB (45 KiB with the edge-store tile); WebGPU guarantees only 16 KiB.
-  if (options.tileK === 64 && device.limits.maxComputeWorkgroupStorageSize < 48 * 1024) options.tileK = 32;
+  if (options.tileK === 64 && device.limits.maxComputeWorkgroupStorageSize < 48 * 1024) options.tileK = TILE_K;
   // Which spelling of subgroupMatrixLoad/Store and of the subgroup index this Dawn accepts: compile one variant each way.
   const errors: string[] = [];
-  let chosen: { syntax: LoadSyntax; subgroupId: SubgroupIdSource; pipeline: GPUComputePipeline } | null = null;
+  let chosen: { syntax: LoadSyntax; subgroupId: SubgroupIdSource; pipeline: GPUComputePipeline; key: string } | null = null;
   for (const syntax of ['templated', 'deprecated'] as const) {
     for (const subgroupId of ['builtin', 'derived'] as const) {
-      const v: TensorCoreVariant = { transposeA: false, transposeB: false, vecA: true, vecB: true, scaleA: true, scaleB: true, syntax, subgroupId, emulate: options.emulate, tileK: options.tileK };
+      // The plain a·b product with both operands scaled: the widest binding set of the kernel.
+      const v: TensorCoreVariant = { transposeA: false, transposeB: false, vecA: true, vecB: true, scaleA: true, scaleB: true, syntax, subgroupId };
       try {
-        const pipeline = await compileAsync(device, v);
-        chosen = { syntax, subgroupId, pipeline };
+        const pipeline = await compileAsync(device, withOptions(v));
+        chosen = { syntax, subgroupId, pipeline, key: variantKey(v) };
         break;
       } catch (e) {
         errors.push(`${syntax}/${subgroupId}: ${firstLine((e as Error).message)}`);
@@ -158,7 +160,7 @@ export async function registerMixedPrecisionKernels(device: GPUDevice, info: Dev
   }
   clearAbsMaxCache(); // values of a previous device's tensors
   active = { device, syntax: chosen.syntax, subgroupId: chosen.subgroupId, original, pipelines: new Map() };
-  active.pipelines.set(variantKey({ transposeA: false, transposeB: false, vecA: true, vecB: true, scaleA: true, scaleB: true, syntax: chosen.syntax, subgroupId: chosen.subgroupId, emulate: options.emulate, tileK: options.tileK }), chosen.pipeline);
+  active.pipelines.set(chosen.key, chosen.pipeline);
   status.syntax = chosen.syntax;
   status.subgroupId = chosen.subgroupId;
 
@@ -221,12 +223,17 @@ async function compileAsync(device: GPUDevice, v: TensorCoreVariant): Promise<GP
   return pipeline;
 }
 
-function pipelineFor(v: TensorCoreVariant): GPUComputePipeline {
+/** The variant with the kernel knobs of the current options filled in (the pipeline cache key covers them). */
+function withOptions(v: TensorCoreVariant): TensorCoreVariant {
   v.emulate = options.emulate;
   v.tileK = options.tileK;
   v.subgroupLayout = options.subgroupLayout;
   v.prefetch = options.prefetch;
-  const key = variantKey(v);
+  return v;
+}
+
+function pipelineFor(v: TensorCoreVariant): GPUComputePipeline {
+  const key = variantKey(withOptions(v));
   let p = active!.pipelines.get(key);
   if (!p) {
     const module = active!.device.createShaderModule({ code: tensorCoreMatMulSource(v), label: `TensorCoreMatMulKernel_${key}` });
