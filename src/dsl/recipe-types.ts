@@ -11,6 +11,10 @@ export type Interpolation = string;
  */
 export type Stage =
   GroupStage | ScoreStage | AggregateStage | PruneStage | LoraFinetuneStage | TrainStage | EvaluateStage;
+/**
+ * dtype of the written model's weights: `float32`, `float16` or `bfloat16` (round to nearest even). Default: the source checkpoint's dtype (bf16 in → bf16 out); float32 for a model lopper trained. Part of the cache key.
+ */
+export type Dtype = 'float32' | 'float16' | 'bfloat16';
 
 /**
  * A lopper recipe: models, datasets and the stages (group → score → aggregate → prune → lora-finetune → evaluate, or train) that a runner executes with content-addressed caching.
@@ -292,6 +296,7 @@ export interface PruneStage {
    * Round kept MLP channel counts to a multiple of this.
    */
   round_to?: number;
+  dtype?: Dtype;
 }
 /**
  * LoRA recovery training, merged into the weights. Output: model/, adapter/, train.jsonl.
@@ -323,6 +328,7 @@ export interface LoraFinetuneStage {
   val_dataset?: string;
   lora?: LoraOptions;
   train: TrainOptions;
+  dtype?: Dtype;
 }
 /**
  * LoRA adapter settings.
@@ -448,6 +454,7 @@ export interface TrainStage {
    */
   tokenizer?: TrainedTokenizer | BorrowedTokenizer;
   train: TrainOptions;
+  dtype?: Dtype;
 }
 /**
  * Architecture of the new model.

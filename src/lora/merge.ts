@@ -1,5 +1,7 @@
-// Folding LoRA adapters into the base weights: W' = W + (alpha/r)·B·A (PEFT `merge_and_unload`). Computed on the
-// host with float64 accumulation, then rounded once to float32.
+// Folding LoRA adapters into the base weights: W' = W + (alpha/r)·B·A (PEFT `merge_and_unload`). The host version
+// accumulates in float64 and rounds once to float32 (the reference the tests hold the stage's device merge to).
+import * as tf from '@tensorflow/tfjs-core';
+import { LlamaModel } from '../model/llama.js';
 import type { HostTensor, WeightMap } from '../model/types.js';
 import type { LoraModule } from './adapters.js';
 
@@ -34,4 +36,28 @@ export function mergeAdapters(weights: WeightMap, modules: readonly LoraModule[]
     out.set(key, mergedWeight(w, adapters.get(`${m.name}.lora_A.weight`)!, adapters.get(`${m.name}.lora_B.weight`)!, scale));
   }
   return out;
+}
+
+/**
+ * The merged model on the device: every adapted projection W + scale·B·A in float32 (B·A is a rank-r product, so
+ * its float32 rounding is far below the 16-bit rounding of a saved checkpoint); the other tensors are the base's,
+ * shared. `variables` are the adapters' (`<module>.lora_A.weight` / `.lora_B.weight`).
+ */
+export function mergeOnDevice(base: LlamaModel, modules: readonly LoraModule[], variables: ReadonlyMap<string, tf.Tensor>, scale: number): LlamaModel {
+  const tensors = base.deviceTensors();
+  const made: tf.Tensor[] = [];
+  try {
+    for (const m of modules) {
+      const key = `${m.name}.weight`;
+      const [w] = tensors.get(key) ?? [];
+      const a = variables.get(`${m.name}.lora_A.weight`), b = variables.get(`${m.name}.lora_B.weight`);
+      if (!w || !a || !b) throw new Error(`internal: no base weight or adapter for ${m.name}`);
+      const merged = tf.tidy(() => tf.add(w, tf.mul(tf.matMul(b as tf.Tensor2D, a as tf.Tensor2D), scale)));
+      made.push(merged);
+      tensors.set(key, [merged]);
+    }
+    return LlamaModel.fromDeviceTensors(base.config, tensors, { trainable: false });
+  } finally {
+    for (const t of made) t.dispose();
+  }
 }

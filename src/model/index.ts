@@ -95,7 +95,7 @@ export async function loadModel(path: string, opts: LoadModelOptions = {}): Prom
 }
 
 /** The model's tokenizer, or LP3011 naming the model when it has none. */
-export function requireTokenizer(model: LoadedModel): Tokenizer {
+export function requireTokenizer(model: Pick<LoadedModel, "tokenizer" | "source" | "format">): Tokenizer {
   if (!model.tokenizer) {
     throw new LopperError('LP3011', `${model.source}: the model has no tokenizer`,
       { hint: model.format === 'llama2c' ? 'Put tok<vocab>.bin or tokenizer.bin next to the .bin, or set `tokenizer:` in the model entry.' : 'Add tokenizer.json to the model directory, or set `tokenizer:` in the model entry.' });

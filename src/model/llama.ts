@@ -179,6 +179,50 @@ export class LlamaModel {
     return new LlamaModel(config, params, plan, limit);
   }
 
+  /**
+   * A model over tensors already on the device, by HF name: one tensor per parameter, or the row chunks of a split
+   * one. The variables share the tensors' data (no copy); the caller may dispose its tensors afterwards. A whole
+   * tensor over the per-tensor limit is split like fromWeights splits host weights (row slices on the device).
+   */
+  static fromDeviceTensors(config: LlamaConfig, tensors: Map<string, tf.Tensor[]>, opts: FromWeightsOptions = {}): LlamaModel {
+    const limit = opts.maxTensorBytes !== undefined ? opts.maxTensorBytes : (LlamaModel.maxTensorBytes ?? backendMaxTensorBytes());
+    const expected = parameterShapes(config);
+    const plan = new Map<string, { rows: number; chunkRows: number; keys: string[] }>();
+    const id = ++modelCounter;
+    const params = new Map<string, tf.Variable>();
+    const variable = (key: string, t: tf.Tensor) => params.set(key, tf.variable(t, opts.trainable ?? true, `lopper${id}/${key}`));
+    try {
+      for (const [name, shape] of expected) {
+        let parts = tensors.get(name);
+        if (!parts || parts.length === 0) throw new LopperError('LP3009', `device weights: parameter "${name}" is missing`);
+        const rows = parts.reduce((a, t) => a + t.shape[0]!, 0);
+        const tail = parts[0]!.shape.slice(1);
+        if (rows !== shape[0] || tail.length !== shape.length - 1 || tail.some((d, i) => d !== shape[i + 1])) {
+          throw new LopperError('LP3008', `device weights: "${name}" has shape ${JSON.stringify([rows, ...tail])} but the config implies ${JSON.stringify(shape)}`);
+        }
+        if (parts.length === 1 && limit !== null && numel(shape) * 4 > limit && SPLITTABLE.has(name) && shape.length === 2) {
+          const cols = shape[1]!;
+          const chunkRows = Math.ceil(rows / Math.ceil(rows / Math.floor(limit / (cols * 4))));
+          parts = Array.from({ length: Math.ceil(rows / chunkRows) }, (_, k) => tf.slice(parts![0]!, [k * chunkRows, 0], [Math.min(chunkRows, rows - k * chunkRows), cols]));
+        }
+        if (parts.length === 1) { variable(name, parts[0]!); continue; }
+        const keys = parts.map((_, k) => chunkKey(name, k));
+        plan.set(name, { rows, chunkRows: parts[0]!.shape[0]!, keys });
+        parts.forEach((t, k) => variable(keys[k]!, t));
+        if (parts !== tensors.get(name)) for (const t of parts) t.dispose();
+      }
+    } catch (e) {
+      for (const v of params.values()) v.dispose();
+      throw e;
+    }
+    return new LlamaModel(config, params, plan, limit);
+  }
+
+  /** The device tensors behind every HF parameter name (row chunks of split ones), shared, not copied: callers must not dispose them. */
+  deviceTensors(): Map<string, tf.Tensor[]> {
+    return new Map(this.parameterNames().map((n) => [n, this.variablesOf(n)]));
+  }
+
   private p(name: string): tf.Variable {
     const v = this.params.get(name);
     if (!v) throw new Error(this.splits.has(name) ? `internal: parameter ${name} is split; use variablesOf()` : `internal: no parameter ${name}`);
@@ -386,29 +430,47 @@ export class LlamaModel {
   }
 
   /**
+   * Loss and gradients on the device w.r.t. the named parameters (HF names; default: all), each as the gradients of
+   * its variables (row chunks when split). The variables need not be trainable (a resident model is frozen): they
+   * count as trainable for this call only. The caller disposes what it gets.
+   */
+  deviceGradients(ids: tf.Tensor2D, names?: string[]): { loss: tf.Scalar; grads: Map<string, tf.Tensor[]> } {
+    const list = names ?? this.parameterNames();
+    const varsOf = list.map((n) => this.variablesOf(n));
+    const flat = varsOf.flat();
+    const trainable = flat.map((v) => v.trainable);
+    for (const v of flat) v.trainable = true;
+    try {
+      const { value, grads } = tf.variableGrads(() => this.loss(ids), flat);
+      const out = new Map<string, tf.Tensor[]>();
+      list.forEach((name, i) => out.set(name, varsOf[i]!.map((v) => {
+        const g = grads[v.name];
+        if (!g) throw new Error(`no gradient for ${name}`);
+        return g;
+      })));
+      return { loss: value, grads: out };
+    } finally {
+      flat.forEach((v, i) => { v.trainable = trainable[i]!; });
+    }
+  }
+
+  /**
    * Loss and gradients (host copies) w.r.t. the named parameters (HF names; default: all). A split parameter's
    * gradient comes back whole under its HF name (its chunks' gradients concatenated).
    */
   async gradients(ids: tf.Tensor2D, names?: string[]): Promise<{ loss: number; grads: WeightMap }> {
-    const list = names ?? this.parameterNames();
-    const varsOf = list.map((n) => this.variablesOf(n));
-    const { value, grads } = tf.variableGrads(() => this.loss(ids), varsOf.flat());
+    const { loss, grads } = this.deviceGradients(ids, names);
     try {
       const out: WeightMap = new Map();
-      for (let i = 0; i < list.length; i++) {
-        const parts: HostTensor[] = [];
-        for (const v of varsOf[i]!) {
-          const g = grads[v.name];
-          if (!g) throw new Error(`no gradient for ${list[i]}`);
-          parts.push({ shape: g.shape.slice(), data: (await g.data()) as Float32Array });
-        }
-        out.set(list[i]!, concatRows(parts));
+      for (const [name, parts] of grads) {
+        const host: HostTensor[] = [];
+        for (const g of parts) host.push({ shape: g.shape.slice(), data: (await g.data()) as Float32Array });
+        out.set(name, concatRows(host));
       }
-      const loss = (await value.data())[0]!;
-      return { loss, grads: out };
+      return { loss: (await loss.data())[0]!, grads: out };
     } finally {
-      value.dispose();
-      for (const g of Object.values(grads)) g.dispose();
+      loss.dispose();
+      for (const parts of grads.values()) for (const g of parts) g.dispose();
     }
   }
 

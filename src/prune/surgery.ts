@@ -33,20 +33,35 @@ export function expandUnits(units: number[], size: number): number[] {
   return out;
 }
 
-function sliceIfPresent(weights: WeightMap, out: WeightMap, name: string, fn: (t: HostTensor) => HostTensor): void {
-  const t = weights.get(name);
-  if (!t) return;
-  out.set(name, fn(t));
+/** How to keep rows or columns of one kind of tensor (host arrays here, device tensors in device-surgery.ts). */
+export interface TensorSlicer<T> {
+  rows(t: T, rows: number[]): T;
+  columns(t: T, columns: number[]): T;
 }
 
-export interface PrunedModel {
+export const hostSlicer: TensorSlicer<HostTensor> = { rows: selectRows, columns: selectColumns };
+
+export interface Pruned<T> {
   config: LlamaConfig;
-  weights: WeightMap;
+  weights: Map<string, T>;
 }
 
-/** The pruned config and weights; `weights` is not modified (untouched tensors are shared, not copied). */
+export type PrunedModel = Pruned<HostTensor>;
+
+/** The pruned config and host weights; `weights` is not modified (untouched tensors are shared, not copied). */
 export function pruneModel(config: LlamaConfig, weights: WeightMap, groups: PruningGroup[], kept: Map<string, number[]>): PrunedModel {
-  const out: WeightMap = new Map(weights);
+  return pruneWeights(config, weights, groups, kept, hostSlicer);
+}
+
+/** The pruned config and weights of any tensor kind; tensors that keep all their units are passed through. */
+export function pruneWeights<T>(config: LlamaConfig, weights: Map<string, T>, groups: PruningGroup[], kept: Map<string, number[]>, slicer: TensorSlicer<T>): Pruned<T> {
+  const sliceIfPresent = (_weights: Map<string, T>, out: Map<string, T>, name: string, fn: (t: T) => T): void => {
+    const t = out.get(name);
+    if (t !== undefined) out.set(name, fn(t));
+  };
+  const selectRows = (t: T, rows: number[]) => slicer.rows(t, rows);
+  const selectColumns = (t: T, columns: number[]) => slicer.columns(t, columns);
+  const out = new Map<string, T>(weights);
   const d = config.headDim;
   let layerMap: Map<number, number> | null = null;
   for (const g of groups) {
@@ -96,7 +111,7 @@ export function pruneModel(config: LlamaConfig, weights: WeightMap, groups: Prun
     }
   }
   if (layerMap) {
-    const renamed: WeightMap = new Map();
+    const renamed = new Map<string, T>();
     for (const [name, t] of out) {
       const m = /^model\.layers\.(\d+)\.(.*)$/.exec(name);
       if (!m) { renamed.set(name, t); continue; }

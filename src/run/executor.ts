@@ -1,6 +1,7 @@
 // Executes a Plan: decides per stage cached / run (with the reason), then runs the DAG in order — independent CPU
 // stages in parallel, device stages through the one device slot — each stage into a temp dir that is renamed into
 // the store when it finishes. A cancelled or failed stage leaves nothing behind but its removed temp dir.
+import { createHash } from 'node:crypto';
 import { LopperError, StageCancelled } from '../errors/lopper-error.js';
 import type { Plan, PlannedStage } from '../plan/types.js';
 import type { DatasetSpec, ModelRef, ProgressReporter, StageContext, StageModule } from '../stages/types.js';
@@ -8,6 +9,7 @@ import { ensureBackend, withDeviceChecks, type BackendInfo } from './backend-ini
 import { deviceSlot, Slot, stageResource } from './device-slot.js';
 import { missReasons } from './explain.js';
 import { Store } from './store.js';
+import { sharedResidency, type ModelResidency } from '../model/residency.js';
 import type { ProgressState, RunOptions, RunReporter, RunResult, StageDecision, StageModuleSource, StageOutcome } from './types.js';
 
 export function newRunId(): string {
@@ -112,6 +114,20 @@ function isCancellation(e: unknown, signal: AbortSignal): boolean {
   return signal.aborted || e instanceof StageCancelled || (e instanceof Error && e.name === 'AbortError');
 }
 
+/** Residency key of the model a model-producing stage writes: its output is the content, so its key names it. */
+export function outputModelKey(stageKey: string): string {
+  return `stage:${stageKey}`;
+}
+
+/** Residency key of a `models:` entry: the hash of what the planner hashed for it (format and file hashes). */
+function entryKey(plan: Plan, name: string): { key?: string } {
+  for (const s of plan.stages) {
+    const m = (s.keyInputs.models as Record<string, unknown> | undefined)?.[name];
+    if (m !== undefined) return { key: `models:${createHash('sha256').update(JSON.stringify(m)).digest('hex')}` };
+  }
+  return {};
+}
+
 /** A run in progress: its result, plus the handles watch mode uses to cancel stages or stop scheduling. */
 export class Execution {
   readonly result: Promise<RunResult>;
@@ -120,7 +136,10 @@ export class Execution {
   private readonly runController = new AbortController();
   private wake: () => void = () => undefined;
 
+  readonly residency: ModelResidency;
+
   constructor(readonly plan: Plan, readonly store: Store, readonly opts: RunOptions, readonly runId = newRunId()) {
+    this.residency = opts.residency ?? sharedResidency();
     if (opts.signal) {
       if (opts.signal.aborted) this.runController.abort(opts.signal.reason);
       else opts.signal.addEventListener('abort', () => this.runController.abort(opts.signal!.reason), { once: true });
@@ -292,6 +311,7 @@ export class Execution {
     }
     for (const id of pending) outcomes[id] ??= { ...base(decisionOf.get(id)!), status: 'not run' };
 
+    if (!opts.keepModels) this.residency.clear();
     const status: RunResult['status'] = failure ? 'failed' : Object.values(outcomes).some((o) => o.status === 'cancelled' || o.status === 'not run') ? 'cancelled' : 'ok';
     const ordered = Object.fromEntries(plan.stages.map((s) => [s.id, outcomes[s.id]!]));
     const result: RunResult = { runId: this.runId, status, plan, store: store.dir, decisions, stages: ordered, backend, wallMs: performance.now() - t0, failed: failure };
@@ -318,18 +338,21 @@ export class Execution {
         if (!recipeModels.has(name) || s.modelRefs?.[name]) recipeModels.set(name, ref);
       }
     }
-    const upstreamDir = (ref: string): string | undefined => {
+    const upstream = (ref: string): PlannedStage | undefined => {
       const id = stage.stageRefs[ref] ?? ref;
-      const up = ancestors.has(id) ? byId.get(id) : undefined;
+      return ancestors.has(id) ? byId.get(id) : undefined;
+    };
+    const upstreamDir = (ref: string): string | undefined => {
+      const up = upstream(ref);
       return up ? store.outputDir(up.key) : undefined;
     };
     const modelRef = (ref: string): ModelRef => {
       const path = stage.models[ref];
-      if (path !== undefined) return stage.modelRefs?.[ref] ?? { path };
-      const dir = upstreamDir(ref);
-      if (dir !== undefined) return { path: `${dir}/model` };
+      if (path !== undefined) return { ...(stage.modelRefs?.[ref] ?? { path }), ...entryKey(plan, ref) };
+      const up = upstream(ref);
+      if (up !== undefined) return { path: `${store.outputDir(up.key)}/model`, key: outputModelKey(up.key) };
       const entry = recipeModels.get(ref);
-      if (entry !== undefined) return entry;
+      if (entry !== undefined) return { ...entry, ...entryKey(plan, ref) };
       throw new LopperError('LP7001', `stage ${stage.id} asked for model "${ref}", which is neither a models: entry nor a stage upstream of it`);
     };
     return {
@@ -357,6 +380,8 @@ export class Execution {
       progress: progressFor(stage.id, reporter),
       signal,
       log(line) { reporter?.onStageLog?.(stage.id, line); },
+      residency: this.residency,
+      outputModelKey: outputModelKey(stage.key),
     };
   }
 }

@@ -2,6 +2,7 @@
 // renderers subscribe to.
 import type { Plan } from '../plan/types.js';
 import type { StageModule } from '../stages/types.js';
+import type { ModelResidency } from '../model/residency.js';
 import type { BackendInfo, BackendInit } from './backend-init.js';
 
 export type StageStatus = 'ran' | 'cached' | 'will run' | 'skipped' | 'failed' | 'cancelled' | 'not run';
@@ -74,6 +75,10 @@ export interface RunOptions {
   backend?: string;
   /** Recorded in the run record (e.g. "lopper run r.yaml --force"). */
   command?: string;
+  /** The model residency stages share (default: the process's). */
+  residency?: ModelResidency;
+  /** Keep resident models after the run (watch mode); by default the run frees the models no one holds. */
+  keepModels?: boolean;
 }
 
 export interface RunResult {

@@ -143,7 +143,7 @@ export function watch(recipePath: string, opts: WatchOptions = {}): WatchHandle 
       current.execution.stopScheduling();
     }
     let runId = '';
-    const started = startRun(plan, { ...opts, force: forceIds ?? false, reporter: reporterFor(() => runId), command: `lopper watch ${recipePath}`, gitAfterRun: true }, store);
+    const started = startRun(plan, { ...opts, force: forceIds ?? false, reporter: reporterFor(() => runId), command: `lopper watch ${recipePath}`, gitAfterRun: true, keepModels: true }, store);
     runId = started.execution.runId;
     emit({ type: 'run-start', runId, at: performance.now() });
     const entry = { ...started, plan };

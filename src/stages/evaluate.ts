@@ -5,8 +5,7 @@ import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { LopperError, StageCancelled } from '../errors/lopper-error.js';
-import { loadModelRef } from './model-ref.js';
-import { LlamaModel } from '../model/llama.js';
+import { acquireModel } from './model-ref.js';
 import { countParameters } from '../model/config.js';
 import type { Tokenizer } from '../model/types.js';
 import { readMultipleChoice, type MultipleChoiceRecord } from '../data/jsonl.js';
@@ -142,15 +141,16 @@ async function run(ctx: StageContext) {
 
   const metrics: MetricsFile = { models: {}, baseline: params.models[0] };
   for (const ref of params.models) {
-    const loaded = await loadModelRef(ctx, ref);
+    const lease = await acquireModel(ctx, ref);
+    const loaded = lease.resident;
     const tokenizer = loaded.tokenizer;
     if (!tokenizer) {
+      lease.release();
       throw new LopperError('LP5009', `model "${ref}" (${loaded.source}) has no tokenizer; evaluate needs one`, {
         hint: 'Add tokenizer.json to the model directory, or `tokenizer:` to the models entry for a llama2.c .bin.',
       });
     }
-    const model = LlamaModel.fromWeights(loaded.config, loaded.weights, { trainable: false });
-    loaded.weights.clear();
+    const model = loaded.model;
     const entry: ModelMetrics = {
       params: countParameters(loaded.config),
       macs: forwardMacs(loaded.config, params.macs_seq_len),
@@ -208,7 +208,7 @@ async function run(ctx: StageContext) {
     } catch (e) {
       throw cancelled(ctx, e);
     } finally {
-      model.dispose();
+      lease.release();
     }
     entry.details = details;
     metrics.models[ref] = entry;

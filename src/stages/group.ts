@@ -1,22 +1,11 @@
 // group stage: which weights move together (src/prune/groups.ts), computed from the model's shapes alone and
 // written to groups.json with the model reference, for the score stage.
 import { join } from 'node:path';
-import { stat } from 'node:fs/promises';
-import { readHfConfigFile } from '../model/hf.js';
-import { loadModel } from '../model/index.js';
-import type { LlamaConfig } from '../model/types.js';
 import { buildGroups, type GroupMode } from '../prune/groups.js';
 import { enumParam, nestedRange, rangeParam, stringParam } from '../prune/stage-params.js';
 import { GROUPS_FILE, groupToJson, writeJsonAtomic, type GroupsFile } from '../prune/stage-files.js';
-import { loadOptions } from './model-ref.js';
-import type { ModelRef, StageContext, StageModule } from './types.js';
-
-/** A model's config without reading its weights when it is a Hugging Face directory. */
-async function modelConfig(ref: ModelRef): Promise<LlamaConfig> {
-  const isHfDir = ref.format !== 'llama2c' && ref.format !== 'gguf' && await stat(join(ref.path, 'config.json')).then((s) => s.isFile(), () => false);
-  if (isHfDir) return readHfConfigFile(ref.path);
-  return (await loadModel(ref.path, loadOptions(ref))).config;
-}
+import { modelConfig } from './model-ref.js';
+import type { StageContext, StageModule } from './types.js';
 
 const stage: StageModule = {
   kind: 'group',
@@ -29,7 +18,7 @@ const stage: StageModule = {
     const attention = mode === 'block' ? nestedRange(p, 'attention', ctx.id) : undefined;
     const mlp = mode === 'block' ? nestedRange(p, 'mlp', ctx.id) : undefined;
     const layers = mode === 'block' ? undefined : rangeParam(p.layers, '`layers`', ctx.id);
-    const config = await modelConfig(ctx.model(model));
+    const config = await modelConfig(ctx, model);
     const groups = buildGroups(config, { mode, attention, mlp, layers });
     const file: GroupsFile = {
       format: 'lopper.groups/1', model, mode,

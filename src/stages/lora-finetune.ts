@@ -4,15 +4,17 @@
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { LopperError } from '../errors/lopper-error.js';
-import { LlamaModel, requireTokenizer, saveModel } from '../model/index.js';
+import { requireTokenizer } from '../model/index.js';
+import type { ResidentModel } from '../model/residency.js';
 import { LORA_TARGETS, LoraAdapters, type LoraOptions, type LoraTarget } from '../lora/adapters.js';
-import { mergeAdapters } from '../lora/merge.js';
+import { mergeOnDevice } from '../lora/merge.js';
 import { writePeftAdapter } from '../lora/peft.js';
 import { datasetExamples, splitValidation } from '../train/examples.js';
-import { readTrainSettings } from '../train/options.js';
+import { readTrainSettings, type TrainSettings } from '../train/options.js';
 import { runTraining } from '../train/run-training.js';
 import type { TrainTask } from '../train/trainer.js';
-import { loadModelRef } from './model-ref.js';
+import { acquireModel } from './model-ref.js';
+import { outputDtype, saveResidentModel } from './model-output.js';
 import type { StageContext, StageModule } from './types.js';
 
 export function readLoraOptions(stage: string, value: unknown): LoraOptions {
@@ -36,7 +38,17 @@ async function run(ctx: StageContext) {
   const p = ctx.params;
   const settings = readTrainSettings(ctx.id, p.train);
   const loraOptions = readLoraOptions(ctx.id, p.lora);
-  const loaded = await loadModelRef(ctx, String(p.model));
+  outputDtype(ctx, 'float32'); // a bad `dtype:` fails before the model is loaded
+  const lease = await acquireModel(ctx, String(p.model));
+  try {
+    return await tune(ctx, lease.resident, settings, loraOptions);
+  } finally {
+    lease.release();
+  }
+}
+
+async function tune(ctx: StageContext, loaded: ResidentModel, settings: TrainSettings, loraOptions: LoraOptions) {
+  const p = ctx.params;
   const tokenizer = requireTokenizer(loaded);
   const exampleOptions = { cutoffLen: settings.cutoffLen, trainOnInputs: settings.trainOnInputs };
   const all = await datasetExamples(ctx.dataset(String(p.dataset)), tokenizer, exampleOptions);
@@ -48,7 +60,7 @@ async function run(ctx: StageContext) {
   }
   ctx.log(`${trainSet.length} training / ${split.length} validation examples`);
 
-  const model = LlamaModel.fromWeights(loaded.config, loaded.weights, { trainable: false });
+  const model = loaded.model;
   const adapters = LoraAdapters.init(loaded.config, loraOptions, ctx.seed);
   try {
     const task: TrainTask = {
@@ -61,8 +73,9 @@ async function run(ctx: StageContext) {
     };
     const result = await runTraining(ctx, settings, task, trainSet, split, 0, () => true);
     const adapterWeights = await adapters.weights();
-    const merged = mergeAdapters(loaded.weights, adapters.modules, adapterWeights, adapters.scale);
-    await saveModel(path.join(ctx.outDir, 'model'), { config: loaded.config, weights: merged, tokenizer });
+    const merged = mergeOnDevice(model, adapters.modules, adapters.variables, adapters.scale);
+    const adopted = await saveResidentModel(ctx, { ...loaded, model: merged, dtype: outputDtype(ctx, loaded.dtype) }, path.join(ctx.outDir, 'model'));
+    adopted?.release();
     await writePeftAdapter(path.join(ctx.outDir, 'adapter'), loraOptions, adapterWeights, null);
     const firstVal = result.log.find((r) => 'val_loss' in r && r.step === 0) as { val_loss: number } | undefined;
     return {
@@ -75,9 +88,9 @@ async function run(ctx: StageContext) {
     };
   } finally {
     adapters.dispose();
-    model.dispose();
   }
 }
 
-const stage: StageModule = { kind: 'lora-finetune', version: '1', outputKind: 'model', run };
+// 2: merged on the device in float32; model/ in the base checkpoint's dtype unless `dtype:` says otherwise.
+const stage: StageModule = { kind: 'lora-finetune', version: '2', outputKind: 'model', run };
 export default stage;

@@ -1,7 +1,12 @@
-// Loading a model a stage names: through ctx.model, so the `models:` entry's `tokenizer:` and `format:` reach
-// the loader (a llama2.c .bin whose tokenizer lives in another directory, a file whose extension hides its format).
+// Models a stage names, through ctx.model (so the `models:` entry's `tokenizer:` and `format:` reach the loader)
+// and the model residency (so a model is read from disk once per process and shared by key).
+import { stat } from 'node:fs/promises';
+import { join } from 'node:path';
 import { loadModel } from '../model/index.js';
-import type { LoadedModel } from '../model/types.js';
+import { loadResident } from '../model/device-load.js';
+import { readHfConfigFile } from '../model/hf.js';
+import { sharedResidency, type ModelLease, type ResidentModel } from '../model/residency.js';
+import type { LlamaConfig, LoadedModel } from '../model/types.js';
 import type { ModelRef, StageContext } from './types.js';
 
 /** The loader options of a model reference. */
@@ -9,8 +14,39 @@ export function loadOptions(ref: ModelRef): { tokenizer?: string; format?: Model
   return { ...(ref.tokenizer !== undefined ? { tokenizer: ref.tokenizer } : {}), ...(ref.format !== undefined ? { format: ref.format } : {}) };
 }
 
-/** Loads the model `ref` names (a `models:` entry or an upstream model-producing stage). */
+/** Residency key of a model reference: its content key, or its path (and loader options) in hand-built contexts. */
+export function residencyKey(ref: ModelRef): string {
+  return ref.key ?? `path:${JSON.stringify([ref.path, ref.tokenizer ?? null, ref.format ?? null])}`;
+}
+
+/** Loads the model `ref` names into host memory (for the few callers that need host weights). */
 export function loadModelRef(ctx: StageContext, ref: string): Promise<LoadedModel> {
   const m = ctx.model(ref);
   return loadModel(m.path, loadOptions(m));
+}
+
+/** The resident copy of the model `ref` names, loaded onto the device if no stage of this process has it yet. */
+export function acquireModel(ctx: StageContext, ref: string): Promise<ModelLease> {
+  const m = ctx.model(ref);
+  return (ctx.residency ?? sharedResidency()).acquire(residencyKey(m), () => loadResident(m.path, loadOptions(m)));
+}
+
+/** Runs `use` with the resident model `ref` names, releasing it afterwards (also on error or cancellation). */
+export async function withModel<T>(ctx: StageContext, ref: string, use: (model: ResidentModel) => Promise<T>): Promise<T> {
+  const lease = await acquireModel(ctx, ref);
+  try {
+    return await use(lease.resident);
+  } finally {
+    lease.release();
+  }
+}
+
+/** A model's config without reading its weights: from the residency, or config.json of a Hugging Face directory. */
+export async function modelConfig(ctx: StageContext, ref: string): Promise<LlamaConfig> {
+  const m = ctx.model(ref);
+  const room = ctx.residency ?? sharedResidency();
+  if (room.has(residencyKey(m))) return withModel(ctx, ref, async (r) => r.config);
+  const isHfDir = m.format !== 'llama2c' && m.format !== 'gguf' && await stat(join(m.path, 'config.json')).then((s) => s.isFile(), () => false);
+  if (isHfDir) return readHfConfigFile(m.path);
+  return (await loadModel(m.path, loadOptions(m))).config;
 }

@@ -2,19 +2,19 @@
 // result is a legal model, and write plan.json + model/ (DESIGN.md). `ratio` applies per group (local) or to all
 // units at once (global); `target_params` instead solves for the smallest ratio whose result has at most that many
 // parameters (bisection on the exact parameter count of the would-be model).
-import { rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { LopperError } from '../errors/lopper-error.js';
 import { countParameters } from '../model/config.js';
-import { saveModel } from '../model/index.js';
-import { loadModelRef } from './model-ref.js';
+import type { ResidentModel } from '../model/residency.js';
+import { acquireModel } from './model-ref.js';
+import { outputDtype, saveResidentModel } from './model-output.js';
+import { pruneDeviceModel } from '../prune/device-surgery.js';
 import type { LlamaConfig } from '../model/types.js';
 import type { PruningGroup } from '../prune/groups.js';
 import { checkLegal, keptUnits, type Scope, type ScoredGroup } from '../prune/selection.js';
 import { configAfter, ratioForTarget } from '../prune/shapes.js';
 import { enumParam, optionalNumber, stringParam } from '../prune/stage-params.js';
 import { IMPORTANCE_FILE, groupFromJson, groupScores, readStageJson, writeJsonAtomic, type ImportanceFile } from '../prune/stage-files.js';
-import { pruneModel } from '../prune/surgery.js';
 import type { StageContext, StageModule } from './types.js';
 
 export interface PlanJson {
@@ -83,7 +83,7 @@ function planJson(before: LlamaConfig, after: LlamaConfig, groups: PruningGroup[
 
 const stage: StageModule = {
   kind: 'prune',
-  version: '1',
+  version: '2',
   outputKind: 'model',
   async run(ctx: StageContext) {
     const p = ctx.params;
@@ -99,6 +99,7 @@ const stage: StageModule = {
     if (roundTo !== undefined && !(Number.isInteger(roundTo) && roundTo >= 1)) throw new LopperError('LP4009', `stage "${ctx.id}": \`round_to\` must be a positive integer, got ${roundTo}`);
 
     const file = await readStageJson<ImportanceFile>(ctx.stageDir(importanceRef), IMPORTANCE_FILE, 'lopper.importance/1', importanceRef);
+    outputDtype(ctx, 'float32'); // a bad `dtype:` fails before the model is loaded
     const groups = file.groups.map(groupFromJson);
     const scored: ScoredGroup[] = groups.map((g) => {
       const s = groupScores(file, g);
@@ -107,35 +108,54 @@ const stage: StageModule = {
       }
       return { group: g, scores: Float64Array.from(s) };
     });
-    const loaded = await loadModelRef(ctx, file.model);
-    const config = loaded.config;
-    checkAgainstConfig(groups, config, importanceRef);
-    const paramsBefore = countParameters(config);
-
-    let r = ratio ?? 0;
-    if (target !== undefined) {
-      const paramsAt = (x: number) => countParameters(configAfter(config, groups, keptUnits(scored, x, scope, roundTo)));
-      const solved = ratioForTarget(target, paramsAt);
-      if (solved === null) {
-        throw new LopperError('LP4008', `stage "${ctx.id}": no ratio brings ${paramsBefore} parameters down to target_params ${target} by pruning these groups`, {
-          hint: 'Prune more layers (wider group ranges) or raise target_params.',
-        });
-      }
-      r = solved;
-      ctx.log(`target_params ${target}: ratio ${r}`);
+    const lease = await acquireModel(ctx, file.model);
+    try {
+      return await pruneResident(ctx, lease.resident, { groups, scored, ratio, target, roundTo, scope, importanceRef });
+    } finally {
+      lease.release();
     }
-    const kept = keptUnits(scored, r, scope, roundTo);
-    checkLegal(groups, kept);
-    const pruned = pruneModel(config, loaded.weights, groups, kept);
-    checkConfig(pruned.config);
-    const paramsAfter = countParameters(pruned.config);
-
-    const tmpModel = join(ctx.outDir, `.model.tmp-${process.pid}`);
-    await saveModel(tmpModel, { config: pruned.config, weights: pruned.weights, tokenizer: loaded.tokenizer });
-    await rename(tmpModel, join(ctx.outDir, 'model'));
-    await writeJsonAtomic(ctx.outDir, 'plan.json', planJson(config, pruned.config, groups, kept, paramsBefore, paramsAfter));
-    ctx.log(`${paramsBefore} -> ${paramsAfter} parameters (${((100 * paramsAfter) / paramsBefore).toFixed(2)}%)`);
-    return { summary: { params_before: paramsBefore, params_after: paramsAfter, ratio: r, scope } };
   },
 };
 export default stage;
+
+interface PruneRequest {
+  groups: PruningGroup[];
+  scored: ScoredGroup[];
+  ratio: number | undefined;
+  target: number | undefined;
+  roundTo: number | undefined;
+  scope: Scope;
+  importanceRef: string;
+}
+
+async function pruneResident(ctx: StageContext, base: ResidentModel, req: PruneRequest) {
+  const { groups, scored, ratio, target, roundTo, scope, importanceRef } = req;
+  const config = base.config;
+  checkAgainstConfig(groups, config, importanceRef);
+  const paramsBefore = countParameters(config);
+
+  let r = ratio ?? 0;
+  if (target !== undefined) {
+    const paramsAt = (x: number) => countParameters(configAfter(config, groups, keptUnits(scored, x, scope, roundTo)));
+    const solved = ratioForTarget(target, paramsAt);
+    if (solved === null) {
+      throw new LopperError('LP4008', `stage "${ctx.id}": no ratio brings ${paramsBefore} parameters down to target_params ${target} by pruning these groups`, {
+        hint: 'Prune more layers (wider group ranges) or raise target_params.',
+      });
+    }
+    r = solved;
+    ctx.log(`target_params ${target}: ratio ${r}`);
+  }
+  const kept = keptUnits(scored, r, scope, roundTo);
+  checkLegal(groups, kept);
+  const prunedConfig = configAfter(config, groups, kept);
+  checkConfig(prunedConfig);
+  const paramsAfter = countParameters(prunedConfig);
+  const dtype = outputDtype(ctx, base.dtype);
+  const model = pruneDeviceModel(base.model, groups, kept);
+  const adopted = await saveResidentModel(ctx, { ...base, config: prunedConfig, model, dtype }, join(ctx.outDir, 'model'));
+  adopted?.release();
+  await writeJsonAtomic(ctx.outDir, 'plan.json', planJson(config, prunedConfig, groups, kept, paramsBefore, paramsAfter));
+  ctx.log(`${paramsBefore} -> ${paramsAfter} parameters (${((100 * paramsAfter) / paramsBefore).toFixed(2)}%), written as ${dtype}`);
+  return { summary: { params_before: paramsBefore, params_after: paramsAfter, ratio: r, scope, dtype } };
+}

@@ -10,9 +10,11 @@ import { LopperError, StageCancelled } from '../errors/lopper-error.js';
 import { calibrationBatch, type Sampling } from '../data/calibration.js';
 import { readTextRecords } from '../data/text.js';
 import { LlamaModel } from '../model/llama.js';
-import { loadModelRef } from './model-ref.js';
+import { acquireModel } from './model-ref.js';
+import { parameterShapes } from '../model/config.js';
+import { deviceChannelScores } from '../prune/device-importance.js';
 import { writeSafetensors, type WritableTensor } from '../model/safetensors.js';
-import type { HostTensor, WeightMap } from '../model/types.js';
+import type { HostTensor } from '../model/types.js';
 import { type PruningGroup, memberParam } from '../prune/groups.js';
 import { channelScores, criteria, criterionOf, randomChannelScores, type Criterion, type ImportanceKind, type TaylorVariant } from '../prune/importance.js';
 import { enumParam, stringParam } from '../prune/stage-params.js';
@@ -35,7 +37,7 @@ function memberParams(groups: PruningGroup[]): string[] {
 }
 
 /** The groups must describe this model: every member exists with the channel count the group expects. */
-function checkGroups(groups: PruningGroup[], weights: WeightMap, groupsRef: string): void {
+function checkGroups(groups: PruningGroup[], weights: Map<string, number[]>, groupsRef: string): void {
   for (const g of groups) {
     for (const m of g.members) {
       if (g.layerIds) {
@@ -45,9 +47,9 @@ function checkGroups(groups: PruningGroup[], weights: WeightMap, groupsRef: stri
         continue;
       }
       const t = weights.get(m.param);
-      const n = t ? (m.axis === 1 ? t.shape[1] : t.shape[0]) : undefined;
+      const n = t ? (m.axis === 1 ? t[1] : t[0]) : undefined;
       if (n !== m.channels) {
-        throw new LopperError('LP4007', `groups of "${groupsRef}": ${g.id}/${m.role} expects ${m.channels} channels of ${m.param}, the model has ${t ? JSON.stringify(t.shape) : 'no such parameter'}`);
+        throw new LopperError('LP4007', `groups of "${groupsRef}": ${g.id}/${m.role} expects ${m.channels} channels of ${m.param}, the model has ${t ? JSON.stringify(t) : 'no such parameter'}`);
       }
     }
   }
@@ -76,10 +78,26 @@ function calibrationParams(p: Record<string, unknown>, stage: string): Calibrati
   };
 }
 
+/** Gradients on the device by parameter name; F (Fisher) on the device or on the host (see scoreOnDevice). */
 interface Gradients {
   loss: number;
-  g: WeightMap;
-  f: Map<string, Float32Array> | null;
+  g: Map<string, tf.Tensor>;
+  f: Map<string, tf.Tensor | Float32Array> | null;
+  dispose(): void;
+}
+
+/**
+ * Where channel scores are summed: on a GPU on the device in float32 (device-importance.ts); elsewhere on the host
+ * in float64 (importance.ts), where the data is anyway.
+ */
+function scoreOnDevice(): boolean {
+  return tf.getBackend() === 'webgpu';
+}
+
+/** The single gradient tensor of a member parameter (members are never the split embedding / LM head). */
+function single(parts: tf.Tensor[], name: string): tf.Tensor {
+  if (parts.length !== 1) throw new LopperError('LP4011', `${name} is split into row chunks; it cannot be a group member`);
+  return parts[0]!;
 }
 
 async function taylorGradients(ctx: StageContext, model: LlamaModel, ids: Int32Array, samples: number, seqLen: number, names: string[], fisher: boolean): Promise<Gradients> {
@@ -90,40 +108,72 @@ async function taylorGradients(ctx: StageContext, model: LlamaModel, ids: Int32A
     await new Promise<void>((resolve) => setImmediate(resolve));
     if (ctx.signal.aborted) throw new StageCancelled(ctx.id);
   };
-  let f: Map<string, Float32Array> | null = null;
-  if (fisher) {
-    f = new Map();
-    for (let j = 0; j < samples; j++) {
+  const f = fisher ? new Map<string, tf.Tensor | Float32Array>() : null;
+  const g = new Map<string, tf.Tensor>();
+  const dispose = () => {
+    for (const t of g.values()) t.dispose();
+    for (const t of f?.values() ?? []) if (t instanceof tf.Tensor) t.dispose();
+  };
+  try {
+    for (let j = 0; fisher && j < samples; j++) {
       await check();
       const x = tf.tensor2d(ids.subarray(j * seqLen, (j + 1) * seqLen), [1, seqLen], 'int32');
+      const { loss, grads } = model.deviceGradients(x, names);
       try {
-        const { grads } = await model.gradients(x, names);
-        for (const [name, gj] of grads) {
-          let acc = f.get(name);
-          if (!acc) f.set(name, (acc = new Float32Array(gj.data.length)));
-          // LLM-Pruner: acc_grad += grad * grad / N.
-          for (let k = 0; k < acc.length; k++) acc[k] = acc[k]! + (gj.data[k]! * gj.data[k]!) / samples;
-        }
+        for (const [name, parts] of grads) await accumulateFisher(f!, name, single(parts, name), samples);
       } finally {
         x.dispose();
+        loss.dispose();
+        for (const parts of grads.values()) for (const t of parts) t.dispose();
       }
       ctx.progress.tick();
     }
-  }
-  await check();
-  const x = tf.tensor2d(ids, [samples, seqLen], 'int32');
-  try {
-    const { loss, grads } = await model.gradients(x, names);
-    ctx.progress.tick();
-    return { loss, g: grads, f };
-  } finally {
+    await check();
+    const x = tf.tensor2d(ids, [samples, seqLen], 'int32');
+    const { loss, grads } = model.deviceGradients(x, names);
     x.dispose();
+    for (const [name, parts] of grads) g.set(name, single(parts, name));
+    const lossValue = (await loss.data())[0]!;
+    loss.dispose();
+    ctx.progress.tick();
+    return { loss: lossValue, g, f, dispose };
+  } catch (e) {
+    dispose();
+    throw e;
   }
+}
+
+/** LLM-Pruner: acc_grad += grad * grad / N (float32 accumulator; on the device when scoring there). */
+async function accumulateFisher(f: Map<string, tf.Tensor | Float32Array>, name: string, gj: tf.Tensor, samples: number): Promise<void> {
+  const acc = f.get(name);
+  if (scoreOnDevice()) {
+    f.set(name, tf.tidy(() => { const add = tf.div(tf.square(gj), samples); return acc instanceof tf.Tensor ? tf.add(acc, add) : add; }));
+    if (acc instanceof tf.Tensor) acc.dispose();
+    return;
+  }
+  const data = (await gj.data()) as Float32Array;
+  const host = (acc as Float32Array | undefined) ?? new Float32Array(data.length);
+  for (let k = 0; k < host.length; k++) host[k] = host[k]! + (data[k]! * data[k]!) / samples;
+  f.set(name, host);
+}
+
+/** One member's channel scores, on the device or on the host (downloading its weight and gradients only). */
+async function memberScores(criterion: Criterion, model: LlamaModel, name: string, axis: 0 | 1 | null, grads: Gradients | null): Promise<Float64Array> {
+  const def = criteria[criterion];
+  const w = single(model.variablesOf(name), name);
+  const g = grads?.g.get(name);
+  const f = grads?.f?.get(name);
+  if ((def.needsGradient && !g) || (def.needsFisher && !f)) throw new LopperError('LP4011', `no gradient for ${name}`);
+  if (scoreOnDevice()) return deviceChannelScores(criterion, w, axis, g, f as tf.Tensor | undefined);
+  const host: HostTensor = { shape: w.shape.slice(), data: (await w.data()) as Float32Array };
+  const gHost = g ? ((await g.data()) as Float32Array) : undefined;
+  return channelScores(criterion, host, axis, gHost, f as Float32Array | undefined);
 }
 
 const stage: StageModule = {
   kind: 'score',
-  version: '1',
+  // 2: on WebGPU, channel sums on the device in float32 (cpu/wasm: float64 host sums, unchanged).
+  version: '2',
   outputKind: 'scores',
   async run(ctx: StageContext) {
     const p = ctx.params;
@@ -132,8 +182,9 @@ const stage: StageModule = {
     const taylor = enumParam<TaylorVariant>(p, 'taylor', ['vectorize', 'param_first', 'param_second', 'param_mix'], 'param_first', ctx.id);
     const gf = await readStageJson<GroupsFile>(ctx.stageDir(groupsRef), GROUPS_FILE, 'lopper.groups/1', groupsRef);
     const groups = gf.groups.map(groupFromJson);
-    const loaded = await loadModelRef(ctx, gf.model);
-    checkGroups(groups, loaded.weights, groupsRef);
+    const lease = await acquireModel(ctx, gf.model);
+    const resident = lease.resident;
+    checkGroups(groups, parameterShapes(resident.config), groupsRef);
 
     const tensors = new Map<string, WritableTensor>();
     const index: Record<string, Record<string, string>> = {};
@@ -144,44 +195,40 @@ const stage: StageModule = {
     };
     let calibrationJson: ScoresFile['calibration'] = null;
     let loss: number | null = null;
-
-    if (importance === 'random') {
-      // LLM-Pruner RandomImportance: uniform [0, 1) per channel of the root member only.
-      const random = mulberry32(deriveSeed(ctx.seed));
-      for (const g of groups) put(g, g.members[0]!.role, randomChannelScores(g.members[0]!.channels, random));
-    } else {
-      const criterion: Criterion = criterionOf(importance, taylor);
-      const def = criteria[criterion];
-      let grads: Gradients | null = null;
-      if (importance === 'taylor') {
-        const cal = calibrationParams(p, ctx.id);
-        const spec = ctx.dataset(cal.dataset);
-        if (!loaded.tokenizer) throw new LopperError('LP4006', `stage "${ctx.id}": model "${gf.model}" has no tokenizer, which calibration needs`);
-        const batch = calibrationBatch(await readTextRecords(spec), loaded.tokenizer, { ...cal, seed: ctx.seed }, spec.name);
-        tensors.set(CALIBRATION_IDS, { shape: [batch.samples, batch.seqLen], data: batch.ids });
-        calibrationJson = { dataset: cal.dataset, samples: cal.samples, seq_len: cal.seqLen, sampling: cal.sampling, records: batch.records };
-        const model = LlamaModel.fromWeights(loaded.config, loaded.weights);
-        try {
-          grads = await taylorGradients(ctx, model, batch.ids, batch.samples, batch.seqLen, memberParams(groups), def.needsFisher);
-        } finally {
-          model.dispose();
+    let grads: Gradients | null = null;
+    try {
+      if (importance === 'random') {
+        // LLM-Pruner RandomImportance: uniform [0, 1) per channel of the root member only.
+        const random = mulberry32(deriveSeed(ctx.seed));
+        for (const g of groups) put(g, g.members[0]!.role, randomChannelScores(g.members[0]!.channels, random));
+      } else {
+        const criterion: Criterion = criterionOf(importance, taylor);
+        if (importance === 'taylor') {
+          const cal = calibrationParams(p, ctx.id);
+          const spec = ctx.dataset(cal.dataset);
+          if (!resident.tokenizer) throw new LopperError('LP4006', `stage "${ctx.id}": model "${gf.model}" has no tokenizer, which calibration needs`);
+          const batch = calibrationBatch(await readTextRecords(spec), resident.tokenizer, { ...cal, seed: ctx.seed }, spec.name);
+          tensors.set(CALIBRATION_IDS, { shape: [batch.samples, batch.seqLen], data: batch.ids });
+          calibrationJson = { dataset: cal.dataset, samples: cal.samples, seq_len: cal.seqLen, sampling: cal.sampling, records: batch.records };
+          grads = await taylorGradients(ctx, resident.model, batch.ids, batch.samples, batch.seqLen, memberParams(groups), criteria[criterion].needsFisher);
+          loss = grads.loss;
+          ctx.progress.note(`calibration loss ${loss.toFixed(4)}`);
         }
-        loss = grads.loss;
-        ctx.progress.note(`calibration loss ${loss.toFixed(4)}`);
-      }
-      const scoreOf = (name: string, axis: 0 | 1 | null): Float64Array => {
-        const w = loaded.weights.get(name) as HostTensor;
-        const g = grads?.g.get(name)?.data;
-        const f = grads?.f?.get(name);
-        if ((def.needsGradient && !g) || (def.needsFisher && !f)) throw new LopperError('LP4011', `no gradient for ${name}`);
-        return channelScores(criterion, w, axis, g, f);
-      };
-      for (const g of groups) {
-        for (const m of g.members) {
-          if (g.layerIds) put(g, m.role, Float64Array.from(g.layerIds.map((_, u) => scoreOf(memberParam(g, m, u), null)[0]!)));
-          else put(g, m.role, scoreOf(m.param, m.axis));
+        for (const g of groups) {
+          for (const m of g.members) {
+            if (g.layerIds) {
+              const per: number[] = [];
+              for (let u = 0; u < g.layerIds.length; u++) per.push((await memberScores(criterion, resident.model, memberParam(g, m, u), null, grads))[0]!);
+              put(g, m.role, Float64Array.from(per));
+            } else {
+              put(g, m.role, await memberScores(criterion, resident.model, m.param, m.axis, grads));
+            }
+          }
         }
       }
+    } finally {
+      grads?.dispose();
+      lease.release();
     }
 
     const tmp = join(ctx.outDir, `.${SCORES_TENSORS}.tmp-${process.pid}`);

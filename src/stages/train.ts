@@ -4,7 +4,7 @@
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { LopperError } from '../errors/lopper-error.js';
-import { LlamaModel, countParameters, hfTokenizerFromBytes, initWeights, requireTokenizer, saveModel } from '../model/index.js';
+import { LlamaModel, countParameters, hfTokenizerFromBytes, initWeights, requireTokenizer } from '../model/index.js';
 import type { LlamaConfig, Tokenizer } from '../model/types.js';
 import { BYTE_LEVEL_VOCAB_SIZE, tokenizerFiles, trainBpe } from '../train/bpe.js';
 import { datasetExamples, datasetText, splitValidation } from '../train/examples.js';
@@ -12,6 +12,7 @@ import { readTrainSettings } from '../train/options.js';
 import { decaysExceptNormsAndBiases, runTraining } from '../train/run-training.js';
 import type { TrainTask } from '../train/trainer.js';
 import { loadModelRef } from './model-ref.js';
+import { outputDtype, saveResidentModel } from './model-output.js';
 import type { StageContext, StageModule } from './types.js';
 
 function int(stage: string, raw: Record<string, unknown>, key: string, fallback?: number): number {
@@ -82,7 +83,9 @@ async function run(ctx: StageContext) {
     throw new LopperError('LP6003', `stage ${ctx.id}: dataset ${String(p.dataset)} yields no training examples at cutoff_len ${settings.cutoffLen}`);
   }
   ctx.log(`${countParameters(config)} parameters; ${trainSet.length} training / ${val.length} validation examples`);
+  const dtype = outputDtype(ctx, 'float32');
   const model = LlamaModel.fromWeights(config, initWeights(config, ctx.seed), { trainable: true });
+  let owned = true;
   try {
     const task: TrainTask = {
       trainable: model.params,
@@ -93,7 +96,10 @@ async function run(ctx: StageContext) {
       }),
     };
     const result = await runTraining(ctx, settings, task, trainSet, val, 0, decaysExceptNormsAndBiases);
-    await saveModel(path.join(ctx.outDir, 'model'), { config, weights: await model.weights(), tokenizer });
+    for (const v of model.params.values()) v.trainable = false;
+    owned = false; // saveResidentModel owns the model from here on, also when it fails
+    const adopted = await saveResidentModel(ctx, { config, tokenizer, format: 'hf', source: ctx.outDir, dtype, model }, path.join(ctx.outDir, 'model'));
+    adopted?.release();
     return {
       summary: {
         params: countParameters(config), steps: result.totalSteps, final_loss: result.finalLoss,
@@ -102,9 +108,10 @@ async function run(ctx: StageContext) {
       },
     };
   } finally {
-    model.dispose();
+    if (owned) model.dispose();
   }
 }
 
-const stage: StageModule = { kind: 'train', version: '1', outputKind: 'model', run };
+// 2: model/ through the shared model writer (float32 unless `dtype:` says otherwise), resident for later stages.
+const stage: StageModule = { kind: 'train', version: '2', outputKind: 'model', run };
 export default stage;

@@ -1,6 +1,10 @@
 // The contract between the runner and one stage kind. A stage reads its inputs from disk (model directories,
 // upstream stage directories, dataset files) and writes everything it produces under `outDir`; the runner
-// makes that directory appear atomically under the stage's cache key. No in-memory coupling between stages.
+// makes that directory appear atomically under the stage's cache key. The one in-memory link between stages is the
+// model residency: a model read or derived once is shared by key instead of being read again (outputs and keys are
+// the same either way).
+
+import type { ModelResidency } from '../model/residency.js';
 
 export type OutputKind = 'model' | 'groups' | 'scores' | 'importance' | 'metrics';
 
@@ -23,6 +27,11 @@ export interface ModelRef {
   tokenizer?: string;
   /** The entry's `format:`, when the recipe names one. */
   format?: 'hf' | 'llama2c' | 'gguf';
+  /**
+   * Content key of the model (the planner's hash of the entry's files, or the key of the stage that wrote it): the
+   * model residency shares one loaded copy per key. Absent in hand-built contexts: the path stands in for it.
+   */
+  key?: string;
 }
 
 export interface ProgressReporter {
@@ -59,6 +68,10 @@ export interface StageContext {
   /** Aborted when the run is cancelled (Ctrl-C, watch-mode change): check between batches and throw. */
   signal: AbortSignal;
   log(line: string): void;
+  /** The process's model residency (src/model/residency.ts); absent in hand-built contexts: the shared one. */
+  residency?: ModelResidency;
+  /** Residency key of this stage's own output model (model-producing stages adopt what they computed under it). */
+  outputModelKey?: string;
 }
 
 export interface StageResult {

@@ -14,6 +14,7 @@ import { PEFT_PREFIX } from '../../src/lora/peft.js';
 import { StageCancelled } from '../../src/errors/lopper-error.js';
 import loraStage from '../../src/stages/lora-finetune.js';
 import { TINYSTORIES, haveShared, maxAbsDiff, runStage, tempDir, useBackend, writePrunedStories, type Bench } from './helpers.js';
+import { sharedResidency } from '../../src/model/residency.js';
 
 const PARAMS = {
   model: 'pruned', dataset: 'stories',
@@ -48,7 +49,8 @@ test('LoRA on pruned stories260K: lower validation loss, frozen base, exact merg
   for (const r of steps) assert.ok(Number.isFinite(r.loss) && r.lr >= 0 && r.tokens_per_second > 0);
   assert.equal(steps[0].lr, 0, 'HF warm-up: the first update uses lr 0');
   assert.ok(Math.abs(steps[1].lr - 1e-3) < 1e-12);
-  assert.equal(tf.memory().numTensors, tensorsBefore, 'the stage frees every tensor');
+  sharedResidency().clear(); // the base stays resident for later stages until the residency lets it go
+  assert.equal(tf.memory().numTensors, tensorsBefore, 'the stage frees every tensor it does not hand to the residency');
 
   // Base weights on disk untouched, and the merged model differs from them only in adapted projections.
   assert.deepEqual(await readFile(path.join(bench.models.pruned!, 'model.safetensors')), baseBefore);
@@ -82,9 +84,17 @@ test('LoRA on pruned stories260K: lower validation loss, frozen base, exact merg
   const diff = await maxAbsDiff(withAdapters, fromMerged);
   assert.ok(diff < 1e-5, `merged vs base+adapter logits differ by ${diff}`);
   assert.ok(await maxAbsDiff(withAdapters, plain) > 1e-3, 'the adapters changed the model');
-  // Same check against the weights the stage itself merged in memory.
+  // The stage merges on the device in float32; the float64 host merge is the reference: equal up to float32 rounding
+  // of the rank-r product, and bit for bit where nothing was adapted.
   const again = mergeAdapters(base.weights, adapters.modules, await adapters.weights(), adapters.scale);
-  for (const [name, t] of again) assert.deepEqual(t.data, merged.weights.get(name)!.data, name);
+  const adapted = new Set(adapters.modules.map((m) => `${m.name}.weight`));
+  for (const [name, t] of again) {
+    const got = merged.weights.get(name)!.data;
+    if (!adapted.has(name)) { assert.deepEqual(got, t.data, name); continue; }
+    let worst = 0, scale = 0;
+    for (let i = 0; i < got.length; i++) { worst = Math.max(worst, Math.abs(got[i]! - t.data[i]!)); scale = Math.max(scale, Math.abs(t.data[i]!)); }
+    assert.ok(worst <= 2 ** -22 * scale, `${name}: device merge differs from the float64 merge by ${worst} (max |w| ${scale})`);
+  }
   tf.dispose([ids, withAdapters, fromMerged, plain]);
   adapters.dispose(); baseModel.dispose(); mergedModel.dispose();
   await tf.setBackend(trainingBackend);
