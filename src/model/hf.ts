@@ -8,7 +8,7 @@ import { LopperError } from '../errors/lopper-error.js';
 import { parameterShapes, readHfConfig } from './config.js';
 import { HF_DTYPE, type FloatDtype, type HfDtype } from './dtype.js';
 import { rawToFloat32, type RawTensor } from './raw-tensor.js';
-import { readSafetensorsHeader, streamSafetensors } from './safetensors.js';
+import { readSafetensorsHeader, streamSafetensors, type StreamSafetensorsOptions } from './safetensors.js';
 import type { HostTensor, LlamaConfig, WeightMap } from './types.js';
 
 async function readJson(path: string, code: string, what: string): Promise<unknown> {
@@ -111,12 +111,8 @@ export async function hfTensorManifest(dir: string, config: LlamaConfig): Promis
   return manifest;
 }
 
-export interface StreamHfWeightsOptions {
-  /** Per shard: bytes read ahead of the consumer (default 256 MiB), as in streamSafetensors. */
-  maxBytesInFlight?: number;
-  /** Per shard: concurrent reads (default 4). */
-  maxReadsInFlight?: number;
-}
+/** Read-ahead bytes, concurrent reads and read piece size, per shard, as in streamSafetensors. */
+export type StreamHfWeightsOptions = Omit<StreamSafetensorsOptions, 'filter' | 'onTensor'>;
 
 /**
  * Streams every parameter of an HF directory as raw bytes in the checkpoint's dtype, after validating all shard

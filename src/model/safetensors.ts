@@ -188,6 +188,8 @@ export interface StreamSafetensorsOptions {
   maxBytesInFlight?: number;
   /** Concurrent fh.read calls (default 4). */
   maxReadsInFlight?: number;
+  /** A tensor is read in pieces of at most this many bytes, which may overlap (default 64 MiB, at most 1 GiB). */
+  readPieceBytes?: number;
 }
 
 /** Validates the header of a safetensors file, then streams its tensors' raw bytes to `opts.onTensor`. */
@@ -208,6 +210,7 @@ async function streamTensors(fh: FileHandle, header: SafetensorsHeader, opts: St
     .sort((a, b) => a[1].begin - b[1].begin);
   const maxBytes = opts.maxBytesInFlight ?? DEFAULT_BYTES_IN_FLIGHT;
   const limit = new ConcurrencyLimit(opts.maxReadsInFlight ?? DEFAULT_READS_IN_FLIGHT);
+  const pieceBytes = Math.max(1, Math.min(opts.readPieceBytes ?? READ_PIECE_BYTES, 1 << 30));
   const reads: (Promise<Uint8Array> | null)[] = [];
   const settled: Promise<unknown>[] = [];
   let inFlight = 0;
@@ -217,7 +220,7 @@ async function streamTensors(fh: FileHandle, header: SafetensorsHeader, opts: St
       while (reads.length < entries.length) {
         const size = byteSize(entries[reads.length]![1]);
         if (inFlight > 0 && inFlight + size > maxBytes) break;
-        const read = readTensorBytes(fh, header.path, entries[reads.length]!, limit);
+        const read = readTensorBytes(fh, header.path, entries[reads.length]!, limit, pieceBytes);
         settled.push(read.then(() => undefined, () => undefined));
         reads.push(read);
         inFlight += size;
@@ -239,11 +242,13 @@ function byteSize(t: SafetensorsEntry): number {
 }
 
 /** One tensor's bytes in one buffer, read in pieces that may run concurrently. */
-async function readTensorBytes(fh: FileHandle, path: string, [name, t]: [string, SafetensorsEntry], limit: ConcurrencyLimit): Promise<Uint8Array> {
+async function readTensorBytes(
+  fh: FileHandle, path: string, [name, t]: [string, SafetensorsEntry], limit: ConcurrencyLimit, pieceBytes: number,
+): Promise<Uint8Array> {
   const buf = new Uint8Array(byteSize(t));
   const pieces: Promise<void>[] = [];
-  for (let at = 0; at < buf.byteLength; at += READ_PIECE_BYTES) {
-    const piece = buf.subarray(at, Math.min(at + READ_PIECE_BYTES, buf.byteLength));
+  for (let at = 0; at < buf.byteLength; at += pieceBytes) {
+    const piece = buf.subarray(at, Math.min(at + pieceBytes, buf.byteLength));
     pieces.push(limit.run(() => readExactly(fh, path, piece, t.begin + at, `tensor "${name}"`)));
   }
   // allSettled first: a failed piece must not leave its siblings writing into a buffer nobody waits for.
