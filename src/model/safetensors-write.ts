@@ -33,7 +33,7 @@ const BYTES: Record<TensorLayout['dtype'], number> = { F32: 4, F16: 2, BF16: 2, 
 /** Elements converted per chunk: 16 MiB of float32 in, 8 MiB of 16-bit out. */
 const CONVERT_CHUNK = 4 * 1024 * 1024;
 /** Pass-through data is written in pieces of this size so several writes of one tensor overlap. */
-const WRITE_PIECE_BYTES = 64 * 1024 * 1024;
+const WRITE_PIECE_BYTES = 16 * 1024 * 1024;
 
 function fail(message: string): never {
   throw new LopperError('LP3016', message);

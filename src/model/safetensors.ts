@@ -46,7 +46,7 @@ const DEFAULT_BYTES_IN_FLIGHT = 256 * 1024 * 1024;
 /** Default number of concurrent fh.read calls. */
 const DEFAULT_READS_IN_FLIGHT = 4;
 /** Large tensors are read in pieces of this size so that several reads of one tensor overlap. */
-const READ_PIECE_BYTES = 64 * 1024 * 1024;
+const READ_PIECE_BYTES = 16 * 1024 * 1024;
 
 function fail(code: string, message: string, hint?: string): never {
   throw new LopperError(code, message, hint === undefined ? {} : { hint });
@@ -188,7 +188,7 @@ export interface StreamSafetensorsOptions {
   maxBytesInFlight?: number;
   /** Concurrent fh.read calls (default 4). */
   maxReadsInFlight?: number;
-  /** A tensor is read in pieces of at most this many bytes, which may overlap (default 64 MiB, at most 1 GiB). */
+  /** A tensor is read in pieces of at most this many bytes, which may overlap (default 16 MiB, at most 1 GiB). */
   readPieceBytes?: number;
 }
 
