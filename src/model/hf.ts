@@ -143,8 +143,8 @@ export async function readHfWeights(dir: string, config: LlamaConfig): Promise<W
 }
 
 /**
- * The float dtype holding most parameter bytes in an HF directory's headers (F64 counts as float32; ties go
- * to the wider dtype). Reads headers only.
+ * The float dtype holding most parameter bytes in an HF directory's headers (F64 counts as float32; a tie
+ * prefers float32, then bfloat16). Reads headers only.
  */
 export async function hfCheckpointDtype(dir: string): Promise<HfDtype> {
   const bytes: Record<HfDtype, number> = { float32: 0, bfloat16: 0, float16: 0 };
