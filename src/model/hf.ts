@@ -1,14 +1,15 @@
 // Hugging Face model directories: config.json + model.safetensors, or sharded with model.safetensors.index.json.
-// Headers are validated against the config before any data is read; tensors stream shard by shard into the
-// weight map (one copy in memory). Writer: config.json (per-layer width lists when layers differ),
-// model.safetensors, generation_config.json, tokenizer files.
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { dirname, join, resolve } from 'node:path';
+// Headers are validated against the config before any data is read; tensors then stream shard by shard, as raw
+// bytes in the checkpoint's dtype (streamHfWeights) or converted one tensor at a time into a float32 weight map
+// (readHfWeights). The writer (saveModel) lives in hf-save.ts.
+import { access, readFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { LopperError } from '../errors/lopper-error.js';
-import { parameterShapes, readHfConfig, toHfConfig } from './config.js';
-import { checkWeights } from './llama.js';
-import { readSafetensors, readSafetensorsHeader, writeSafetensors } from './safetensors.js';
-import type { LlamaConfig, Tokenizer, WeightMap } from './types.js';
+import { parameterShapes, readHfConfig } from './config.js';
+import { HF_DTYPE, type FloatDtype, type HfDtype } from './dtype.js';
+import { rawToFloat32, type RawTensor } from './raw-tensor.js';
+import { readSafetensorsHeader, streamSafetensors, type StreamSafetensorsOptions } from './safetensors.js';
+import type { HostTensor, LlamaConfig, WeightMap } from './types.js';
 
 async function readJson(path: string, code: string, what: string): Promise<unknown> {
   let text: string;
@@ -39,7 +40,6 @@ function ignorable(name: string, config: LlamaConfig): boolean {
 async function shardFiles(dir: string): Promise<string[]> {
   const single = join(dir, 'model.safetensors');
   const indexPath = join(dir, 'model.safetensors.index.json');
-  const { access } = await import('node:fs/promises');
   const exists = async (p: string) => access(p).then(() => true, () => false);
   if (await exists(indexPath)) {
     const index = await readJson(indexPath, 'LP3013', 'the shard index') as { weight_map?: unknown };
@@ -63,12 +63,25 @@ async function shardFiles(dir: string): Promise<string[]> {
   throw new LopperError('LP3009', `${dir}: no model.safetensors or model.safetensors.index.json`);
 }
 
-/** Reads the weights of an HF directory, validating names and shapes against `config`. */
-export async function readHfWeights(dir: string, config: LlamaConfig): Promise<WeightMap> {
+/** Where one parameter lives in an HF checkpoint, from the validated shard headers. */
+export interface HfTensorInfo {
+  file: string;
+  dtype: string;
+  shape: number[];
+  bytes: number;
+}
+
+const WEIGHT_DTYPES = new Set(['F32', 'F16', 'BF16', 'F64']);
+
+/**
+ * Validates every shard header of an HF directory against `config` (names, shapes, float dtypes, duplicates,
+ * missing parameters) without reading tensor data, so a bad shape in the last shard fails before gigabytes are
+ * read. Returns the parameters in canonical (parameterShapes) order.
+ */
+export async function hfTensorManifest(dir: string, config: LlamaConfig): Promise<Map<string, HfTensorInfo>> {
   const expected = parameterShapes(config);
   const files = await shardFiles(dir);
-  const seenIn = new Map<string, string>();
-  // Validate every header first, so a bad shape in the last shard fails before gigabytes are read.
+  const found = new Map<string, HfTensorInfo>();
   for (const file of files) {
     const header = await readSafetensorsHeader(file);
     for (const [name, entry] of header.tensors) {
@@ -81,59 +94,70 @@ export async function readHfWeights(dir: string, config: LlamaConfig): Promise<W
       if (entry.shape.length !== shape.length || entry.shape.some((d, i) => d !== shape[i])) {
         throw new LopperError('LP3008', `${file}: tensor "${name}" has shape ${JSON.stringify(entry.shape)} but config.json implies ${JSON.stringify(shape)}`);
       }
-      if (!['F32', 'F16', 'BF16', 'F64'].includes(entry.dtype)) {
+      if (!WEIGHT_DTYPES.has(entry.dtype)) {
         throw new LopperError('LP3007', `${file}: tensor "${name}" has dtype ${entry.dtype}; model weights must be F32, F16, BF16 or F64`);
       }
-      const prev = seenIn.get(name);
-      if (prev) throw new LopperError('LP3010', `${file}: tensor "${name}" also appears in ${prev}`);
-      seenIn.set(name, file);
+      const prev = found.get(name);
+      if (prev) throw new LopperError('LP3010', `${file}: tensor "${name}" also appears in ${prev.file}`);
+      found.set(name, { file, dtype: entry.dtype, shape: entry.shape, bytes: entry.end - entry.begin });
     }
   }
+  const manifest = new Map<string, HfTensorInfo>();
   for (const name of expected.keys()) {
-    if (!seenIn.has(name)) throw new LopperError('LP3009', `${files.length === 1 ? files[0] : dir}: parameter "${name}" is missing`);
+    const info = found.get(name);
+    if (!info) throw new LopperError('LP3009', `${files.length === 1 ? files[0] : dir}: parameter "${name}" is missing`);
+    manifest.set(name, info);
   }
-  const raw = new Map<string, { shape: number[]; data: Float32Array }>();
-  for (const file of files) {
-    await readSafetensors(file, {
-      filter: (name) => !ignorable(name, config),
-      onTensor: (name, t) => { raw.set(name, { shape: t.shape, data: t.data as Float32Array }); },
-    });
-  }
+  return manifest;
+}
+
+/** Read-ahead bytes, concurrent reads and read piece size, per shard, as in streamSafetensors. */
+export type StreamHfWeightsOptions = Omit<StreamSafetensorsOptions, 'filter' | 'onTensor'>;
+
+/**
+ * Streams every parameter of an HF directory as raw bytes in the checkpoint's dtype, after validating all shard
+ * headers (the same LP30xx errors as readHfWeights). Shards are read one after another, each in file order, so
+ * tensors arrive in file order rather than parameter order; host memory holds at most the read-ahead window
+ * plus what the consumer keeps. Non-parameter buffers (rotary inv_freq, a tied lm_head) are skipped.
+ */
+export async function streamHfWeights(
+  dir: string, config: LlamaConfig, onTensor: (name: string, tensor: RawTensor) => void | Promise<void>,
+  opts: StreamHfWeightsOptions = {},
+): Promise<Map<string, HfTensorInfo>> {
+  const manifest = await hfTensorManifest(dir, config);
+  const files = [...new Set([...manifest.values()].map((t) => t.file))];
+  for (const file of files) await streamSafetensors(file, { ...opts, filter: (name) => manifest.get(name)?.file === file, onTensor });
+  return manifest;
+}
+
+/** Reads the weights of an HF directory into host float32, validating names and shapes against `config`. */
+export async function readHfWeights(dir: string, config: LlamaConfig): Promise<WeightMap> {
+  const raw = new Map<string, HostTensor>();
+  const manifest = await streamHfWeights(dir, config, (name, t) => {
+    raw.set(name, { shape: t.shape, data: rawToFloat32(t, `${dir}: tensor "${name}"`) });
+  });
   // Canonical order.
   const weights: WeightMap = new Map();
-  for (const name of expected.keys()) weights.set(name, raw.get(name)!);
+  for (const name of manifest.keys()) weights.set(name, raw.get(name)!);
   return weights;
 }
 
-export interface SaveModelInput {
-  config: LlamaConfig;
-  weights: WeightMap;
-  tokenizer: Tokenizer | null;
+/**
+ * The float dtype holding most parameter bytes in an HF directory's headers (F64 counts as float32; a tie
+ * prefers float32, then bfloat16). Reads headers only.
+ */
+export async function hfCheckpointDtype(dir: string): Promise<HfDtype> {
+  const bytes: Record<HfDtype, number> = { float32: 0, bfloat16: 0, float16: 0 };
+  for (const file of await shardFiles(dir)) {
+    for (const t of (await readSafetensorsHeader(file)).tensors.values()) {
+      const dtype = t.dtype === 'F64' ? 'float32' : HF_DTYPE[t.dtype as FloatDtype];
+      if (dtype) bytes[dtype] += t.end - t.begin;
+    }
+  }
+  return (Object.keys(bytes) as HfDtype[]).reduce((best, d) => (bytes[d] > bytes[best] ? d : best), 'float32');
 }
 
-/** Writes a Hugging Face model directory (creating it). */
-export async function saveModel(dir: string, model: SaveModelInput): Promise<void> {
-  const abs = resolve(dir);
-  checkWeights(model.config, model.weights, abs);
-  try {
-    await mkdir(abs, { recursive: true });
-  } catch (e) {
-    throw new LopperError('LP3016', `${abs}: cannot create directory (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-  }
-  const ordered = new Map<string, { shape: number[]; data: Float32Array }>();
-  for (const name of parameterShapes(model.config).keys()) ordered.set(name, model.weights.get(name)!);
-  await writeSafetensors(join(abs, 'model.safetensors'), ordered, { format: 'pt' });
-  const write = async (name: string, data: string | Uint8Array) => {
-    try {
-      await writeFile(join(abs, name), data);
-    } catch (e) {
-      throw new LopperError('LP3016', `${join(abs, name)}: cannot write (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-    }
-  };
-  await write('config.json', JSON.stringify(toHfConfig(model.config), null, 2) + '\n');
-  await write('generation_config.json', JSON.stringify({ bos_token_id: model.config.bosTokenId, eos_token_id: model.config.eosTokenId }, null, 2) + '\n');
-  if (model.tokenizer) for (const [name, bytes] of model.tokenizer.files()) await write(name, bytes);
-}
+export { saveModel, type SaveModelInput, type SaveModelOptions, type TensorSource } from './hf-save.js';
 
 export function modelDirOf(path: string): string {
   return path.endsWith('.safetensors') ? dirname(path) : path;

@@ -13,10 +13,16 @@ import type { LoadedModel, ModelFormat, Tokenizer } from './types.js';
 export type { HostTensor, LayerShape, LlamaConfig, LoadedModel, ModelFormat, RopeScaling, Tokenizer, WeightMap } from './types.js';
 export { LlamaModel, initWeights, checkWeights, LOGITS_CHUNK_ELEMENTS, backendMaxTensorBytes, chunkKey, type ForwardOptions, type FromWeightsOptions, type LinearHook } from './llama.js';
 export { readHfConfig, toHfConfig, countParameters, parameterShapes, isUniform, attentionBiasProjections } from './config.js';
-export { readSafetensors, readSafetensorsHeader, writeSafetensors, type SafetensorsTensor } from './safetensors.js';
+export {
+  readSafetensors, readSafetensorsHeader, streamSafetensors, writeSafetensors, writeSafetensorsFrom,
+  type RawTensor, type SafetensorsTensor, type StreamSafetensorsOptions, type TensorLayout, type WritableTensor, type WriteSafetensorsOptions,
+} from './safetensors.js';
+export { rawToFloat32, rawToInt32, type Raw16Tensor } from './raw-tensor.js';
+export { bf16ToFloat32, f16ToFloat32, float32ToBf16, float32ToF16, type FloatDtype, type HfDtype } from './dtype.js';
+export { hfCheckpointDtype, hfTensorManifest, streamHfWeights, type HfTensorInfo, type StreamHfWeightsOptions } from './hf.js';
 export { loadTokenizer, hfTokenizerFromBytes } from './tokenizer.js';
 export { Llama2cTokenizer, loadLlama2cTokenizer, hfTokenizerJson } from './llama2c-tokenizer.js';
-export { saveModel, type SaveModelInput } from './hf.js';
+export { saveModel, type SaveModelInput, type SaveModelOptions, type TensorSource } from './hf.js';
 export { modelErrorCodes } from './error-codes.js';
 
 export interface LoadModelOptions {

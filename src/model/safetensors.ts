@@ -1,10 +1,16 @@
 // Safetensors reader/writer (https://github.com/huggingface/safetensors#format): 8-byte little-endian header
 // length N, N bytes of JSON {name: {dtype, shape, data_offsets: [begin, end]}, "__metadata__"?: {...}}, then the
-// data. The reader validates the whole header against the file size before allocating anything, then reads one
-// tensor at a time straight into its final Float32Array/Int32Array (f16/bf16 are converted in bounded chunks), so a
-// model never exists twice in memory and a lying header cannot trigger a giant allocation.
+// data. The reader validates the whole header against the file size before allocating anything (a lying header
+// cannot trigger a giant allocation), then streams the tensors in file order with a few reads in flight and a
+// bounded number of bytes read ahead: `streamSafetensors` hands out raw bytes in the file's dtype, and
+// `readSafetensors` converts each tensor to float32/int32 as it arrives. The writer lives in safetensors-write.ts.
 import { open, type FileHandle } from 'node:fs/promises';
 import { LopperError } from '../errors/lopper-error.js';
+import { ConcurrencyLimit } from './io-window.js';
+import { rawToFloat32, rawToInt32, type RawTensor } from './raw-tensor.js';
+
+export type { RawTensor } from './raw-tensor.js';
+export { writeSafetensors, writeSafetensorsFrom, type WritableTensor, type WriteSafetensorsOptions, type TensorLayout } from './safetensors-write.js';
 
 export interface SafetensorsTensor {
   /** The dtype stored in the file (`F32`, `F16`, `BF16`, `I32`, `I64`, ...); data is always F32 or I32 in memory. */
@@ -27,7 +33,7 @@ export interface SafetensorsHeader {
   tensors: Map<string, SafetensorsEntry>;
 }
 
-const DTYPE_BYTES: Record<string, number> = {
+export const DTYPE_BYTES: Record<string, number> = {
   F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, U16: 2, U32: 4, U64: 8, BOOL: 1,
   F8_E4M3: 1, F8_E5M2: 1,
 };
@@ -35,8 +41,12 @@ const FLOAT_DTYPES = new Set(['F32', 'F16', 'BF16', 'F64']);
 const INT_DTYPES = new Set(['I32', 'I64']);
 /** A header bigger than this is refused before it is read (real headers of 400-shard 405B models are < 1 MB). */
 const MAX_HEADER_BYTES = 100 * 1024 * 1024;
-/** Bytes converted per read for f16/bf16/f64/i64. */
-const CHUNK_BYTES = 16 * 1024 * 1024;
+/** Default bound on bytes read ahead of the consumer. */
+const DEFAULT_BYTES_IN_FLIGHT = 256 * 1024 * 1024;
+/** Default number of concurrent fh.read calls. */
+const DEFAULT_READS_IN_FLIGHT = 4;
+/** Large tensors are read in pieces of this size so that several reads of one tensor overlap. */
+const READ_PIECE_BYTES = 16 * 1024 * 1024;
 
 function fail(code: string, message: string, hint?: string): never {
   throw new LopperError(code, message, hint === undefined ? {} : { hint });
@@ -155,9 +165,6 @@ async function openForRead(path: string): Promise<FileHandle> {
   }
 }
 
-const f32 = new Float32Array(1);
-const u32 = new Uint32Array(f32.buffer);
-
 /** IEEE half → float32 table-free conversion (exact, subnormals and inf/nan included). */
 export function halfToFloat(h: number): number {
   const s = h & 0x8000 ? -1 : 1;
@@ -168,45 +175,87 @@ export function halfToFloat(h: number): number {
   return s * (1 + m / 1024) * 2 ** (e - 15);
 }
 
-function bf16ToFloat(h: number): number {
-  u32[0] = h << 16;
-  return f32[0]!;
+export interface StreamSafetensorsOptions {
+  /** Stream only tensors whose name passes (the others are validated in the header but not read). */
+  filter?: (name: string) => boolean;
+  /**
+   * Receives each tensor in file order, one at a time, as raw little-endian bytes in the file's dtype. The
+   * bytes are the caller's to keep. A returned promise is awaited before the next tensor is delivered, and
+   * its bytes count against `maxBytesInFlight` until then, which is what bounds the read-ahead.
+   */
+  onTensor: (name: string, tensor: RawTensor) => void | Promise<void>;
+  /** Bytes read ahead and not yet released by onTensor (default 256 MiB). A bigger tensor is read on its own. */
+  maxBytesInFlight?: number;
+  /** Concurrent fh.read calls (default 4). */
+  maxReadsInFlight?: number;
+  /** A tensor is read in pieces of at most this many bytes, which may overlap (default 16 MiB, at most 1 GiB). */
+  readPieceBytes?: number;
 }
 
-async function readTensorData(fh: FileHandle, path: string, name: string, t: SafetensorsEntry): Promise<Float32Array | Int32Array> {
-  const numel = t.shape.reduce((a, d) => a * d, 1);
-  if (t.dtype === 'F32' || t.dtype === 'I32') {
-    const out = t.dtype === 'F32' ? new Float32Array(numel) : new Int32Array(numel);
-    // Node reads little-endian bytes straight into the typed array (x86/ARM hosts are little-endian).
-    await readExactly(fh, path, new Uint8Array(out.buffer), t.begin, `tensor "${name}"`);
-    return out;
+/** Validates the header of a safetensors file, then streams its tensors' raw bytes to `opts.onTensor`. */
+export async function streamSafetensors(path: string, opts: StreamSafetensorsOptions): Promise<SafetensorsHeader> {
+  const fh = await openForRead(path);
+  try {
+    const header = await readHeaderFrom(fh, path);
+    await streamTensors(fh, header, opts);
+    return header;
+  } finally {
+    await fh.close();
   }
-  if (!FLOAT_DTYPES.has(t.dtype) && !INT_DTYPES.has(t.dtype)) {
-    fail('LP3007', `${path}: tensor "${name}" has dtype ${t.dtype}, which lopper does not load (supported: F32, F16, BF16, F64, I32, I64)`);
-  }
-  const bytes = DTYPE_BYTES[t.dtype]!;
-  const out = FLOAT_DTYPES.has(t.dtype) ? new Float32Array(numel) : new Int32Array(numel);
-  const perChunk = Math.max(1, Math.floor(CHUNK_BYTES / bytes));
-  const chunk = new Uint8Array(Math.min(numel, perChunk) * bytes);
-  for (let start = 0; start < numel; start += perChunk) {
-    const count = Math.min(perChunk, numel - start);
-    const view = chunk.subarray(0, count * bytes);
-    await readExactly(fh, path, view, t.begin + start * bytes, `tensor "${name}"`);
-    const dv = new DataView(view.buffer, view.byteOffset, view.byteLength);
-    switch (t.dtype) {
-      case 'F16': for (let i = 0; i < count; i++) out[start + i] = halfToFloat(dv.getUint16(2 * i, true)); break;
-      case 'BF16': for (let i = 0; i < count; i++) out[start + i] = bf16ToFloat(dv.getUint16(2 * i, true)); break;
-      case 'F64': for (let i = 0; i < count; i++) out[start + i] = dv.getFloat64(8 * i, true); break;
-      case 'I64':
-        for (let i = 0; i < count; i++) {
-          const v = dv.getBigInt64(8 * i, true);
-          if (v > 2147483647n || v < -2147483648n) fail('LP3007', `${path}: tensor "${name}" holds int64 value ${v}, outside int32 range`);
-          out[start + i] = Number(v);
-        }
-        break;
+}
+
+async function streamTensors(fh: FileHandle, header: SafetensorsHeader, opts: StreamSafetensorsOptions): Promise<void> {
+  const entries = [...header.tensors.entries()]
+    .filter(([name]) => !opts.filter || opts.filter(name))
+    .sort((a, b) => a[1].begin - b[1].begin);
+  const maxBytes = opts.maxBytesInFlight ?? DEFAULT_BYTES_IN_FLIGHT;
+  const limit = new ConcurrencyLimit(opts.maxReadsInFlight ?? DEFAULT_READS_IN_FLIGHT);
+  const pieceBytes = Math.max(1, Math.min(opts.readPieceBytes ?? READ_PIECE_BYTES, 1 << 30));
+  const reads: (Promise<Uint8Array> | null)[] = [];
+  const settled: Promise<unknown>[] = [];
+  let inFlight = 0;
+  try {
+    for (let i = 0; i < entries.length; i++) {
+      // Start reads ahead while the budget allows; with nothing held, any tensor may start, however large.
+      while (reads.length < entries.length) {
+        const size = byteSize(entries[reads.length]![1]);
+        if (inFlight > 0 && inFlight + size > maxBytes) break;
+        const read = readTensorBytes(fh, header.path, entries[reads.length]!, limit, pieceBytes);
+        settled.push(read.then(() => undefined, () => undefined));
+        reads.push(read);
+        inFlight += size;
+      }
+      const [name, entry] = entries[i]!;
+      const bytes = await reads[i]!;
+      reads[i] = null;
+      await opts.onTensor(name, { dtype: entry.dtype, shape: entry.shape, bytes });
+      inFlight -= byteSize(entry);
     }
+  } finally {
+    // Never close the file under a pending read (an error above may leave some running).
+    await Promise.all(settled);
   }
-  return out;
+}
+
+function byteSize(t: SafetensorsEntry): number {
+  return t.end - t.begin;
+}
+
+/** One tensor's bytes in one buffer, read in pieces that may run concurrently. */
+async function readTensorBytes(
+  fh: FileHandle, path: string, [name, t]: [string, SafetensorsEntry], limit: ConcurrencyLimit, pieceBytes: number,
+): Promise<Uint8Array> {
+  const buf = new Uint8Array(byteSize(t));
+  const pieces: Promise<void>[] = [];
+  for (let at = 0; at < buf.byteLength; at += pieceBytes) {
+    const piece = buf.subarray(at, Math.min(at + pieceBytes, buf.byteLength));
+    pieces.push(limit.run(() => readExactly(fh, path, piece, t.begin + at, `tensor "${name}"`)));
+  }
+  // allSettled first: a failed piece must not leave its siblings writing into a buffer nobody waits for.
+  const results = await Promise.allSettled(pieces);
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
+  return buf;
 }
 
 export interface ReadSafetensorsOptions {
@@ -214,70 +263,29 @@ export interface ReadSafetensorsOptions {
   filter?: (name: string) => boolean;
   /** Called for each tensor as soon as it is read; when given, tensors are NOT kept in the returned map. */
   onTensor?: (name: string, tensor: SafetensorsTensor) => void;
+  /** Read-ahead bound, as in streamSafetensors. */
+  maxBytesInFlight?: number;
 }
 
 /** Reads every tensor of a safetensors file; float dtypes become Float32Array, I32/I64 become Int32Array. */
 export async function readSafetensors(path: string, opts: ReadSafetensorsOptions = {}): Promise<Map<string, SafetensorsTensor>> {
-  const fh = await openForRead(path);
-  try {
-    const header = await readHeaderFrom(fh, path);
-    const out = new Map<string, SafetensorsTensor>();
-    // Read in file order (sequential I/O).
-    const entries = [...header.tensors.entries()].sort((a, b) => a[1].begin - b[1].begin);
-    for (const [name, entry] of entries) {
-      if (opts.filter && !opts.filter(name)) continue;
-      const tensor: SafetensorsTensor = { dtype: entry.dtype, shape: entry.shape, data: await readTensorData(fh, path, name, entry) };
+  const out = new Map<string, SafetensorsTensor>();
+  await streamSafetensors(path, {
+    ...(opts.filter ? { filter: opts.filter } : {}),
+    ...(opts.maxBytesInFlight !== undefined ? { maxBytesInFlight: opts.maxBytesInFlight } : {}),
+    onTensor: (name, raw) => {
+      const tensor: SafetensorsTensor = { dtype: raw.dtype, shape: raw.shape, data: hostData(path, name, raw) };
       if (opts.onTensor) opts.onTensor(name, tensor);
       else out.set(name, tensor);
-    }
-    return out;
-  } finally {
-    await fh.close();
-  }
+    },
+  });
+  return out;
 }
 
-export interface WritableTensor {
-  shape: number[];
-  data: Float32Array | Int32Array;
-}
-
-/**
- * Writes tensors (F32 for Float32Array, I32 for Int32Array) in map order, streaming each tensor's bytes,
- * with the header padded with spaces to an 8-byte boundary as the reference implementation does.
- */
-export async function writeSafetensors(path: string, tensors: Map<string, WritableTensor>, metadata: Record<string, string> = {}): Promise<void> {
-  const header: Record<string, unknown> = {};
-  if (Object.keys(metadata).length > 0) header.__metadata__ = metadata;
-  let offset = 0;
-  for (const [name, t] of tensors) {
-    const numel = t.shape.reduce((a, d) => a * d, 1);
-    if (numel !== t.data.length) {
-      throw new LopperError('LP3016', `${path}: tensor "${name}" has shape ${JSON.stringify(t.shape)} (${numel} values) but ${t.data.length} values`);
-    }
-    const dtype = t.data instanceof Float32Array ? 'F32' : 'I32';
-    header[name] = { dtype, shape: t.shape, data_offsets: [offset, offset + t.data.byteLength] };
-    offset += t.data.byteLength;
-  }
-  let json = JSON.stringify(header);
-  const raw = new TextEncoder().encode(json);
-  const pad = (8 - (raw.byteLength % 8)) % 8;
-  json += ' '.repeat(pad);
-  const headerBytes = new TextEncoder().encode(json);
-  const lenBytes = new Uint8Array(8);
-  new DataView(lenBytes.buffer).setBigUint64(0, BigInt(headerBytes.byteLength), true);
-  let fh: FileHandle;
-  try {
-    fh = await open(path, 'w');
-  } catch (e) {
-    throw new LopperError('LP3016', `${path}: cannot create (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-  }
-  try {
-    await fh.write(lenBytes);
-    await fh.write(headerBytes);
-    for (const t of tensors.values()) {
-      await fh.write(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength));
-    }
-  } finally {
-    await fh.close();
-  }
+/** Float32Array for float dtypes, Int32Array for I32/I64 (F32 and I32 reuse the bytes read, no copy). */
+function hostData(path: string, name: string, raw: RawTensor): Float32Array | Int32Array {
+  const what = `${path}: tensor "${name}"`;
+  if (FLOAT_DTYPES.has(raw.dtype)) return rawToFloat32(raw, what);
+  if (INT_DTYPES.has(raw.dtype)) return rawToInt32(raw, what);
+  fail('LP3007', `${what} has dtype ${raw.dtype}, which lopper does not load (supported: F32, F16, BF16, F64, I32, I64)`);
 }
