@@ -79,5 +79,6 @@ async function run(ctx: StageContext) {
   }
 }
 
-const stage: StageModule = { kind: 'lora-finetune', version: '1', outputKind: 'model', run };
+// version 2: dropout masks come from backend/dropout.ts's counter hash instead of tf.dropout.
+const stage: StageModule = { kind: 'lora-finetune', version: '2', outputKind: 'model', run };
 export default stage;
