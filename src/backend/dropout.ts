@@ -19,16 +19,17 @@ export function dropoutAttrs(rate: number, seed: number): DropoutAttrs {
 export function dropoutKeepMask(n: number, rate: number, seed: number): Uint8Array {
   const a = dropoutAttrs(rate, seed);
   const keep = new Uint8Array(n);
-  for (let i = 0; i < n; i++) keep[i] = counterHash(a, i) >>> 8 >= a.threshold ? 1 : 0;
+  for (let i = 0; i < n; i++) keep[i] = counterHash(a.k0, a.k1, i) >>> 8 >= a.threshold ? 1 : 0;
   return keep;
 }
 
 function hostDropout(x: tf.Tensor, a: DropoutAttrs): tf.Tensor {
   const values = x.dataSync() as Float32Array;
   const out = new Float32Array(values.length);
+  const { k0, k1, threshold, scale } = a;
   for (let i = 0; i < values.length; i++) {
     // A Float32Array store rounds the exact double product once: the float32 product the GPU computes.
-    if (counterHash(a, i) >>> 8 >= a.threshold) out[i] = values[i]! * a.scale;
+    if (counterHash(k0, k1, i) >>> 8 >= threshold) out[i] = values[i]! * scale;
   }
   return tf.tensor(out, x.shape, 'float32');
 }
