@@ -4,6 +4,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { LinearHook } from '../model/llama.js';
 import type { HostTensor, LlamaConfig } from '../model/types.js';
+import { dropout } from '../backend/dropout.js';
 import { deriveSeed, uniformSamples } from '../seeded-random.js';
 
 export const LORA_TARGETS = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'] as const;
@@ -95,13 +96,13 @@ export class LoraAdapters {
   }
 
   /** The `linear` hook: base(x) + scale·(dropout(x)·Aᵀ)·Bᵀ on adapted projections. Dropout only when `dropoutSeed`
-   * is given (training), seeded per module from it. */
+   * is given (training), seeded per module from it; the mask is drawn on the device (backend/dropout.ts). */
   hook(dropoutSeed: number | null = null): LinearHook {
     return (name, x, base) => {
       const adapter = this.byModule.get(name);
       if (!adapter) return base(x);
       const input = dropoutSeed !== null && this.options.dropout > 0
-        ? tf.dropout(x, this.options.dropout, undefined, deriveSeed(dropoutSeed, adapter.index))
+        ? dropout(x, this.options.dropout, deriveSeed(dropoutSeed, adapter.index))
         : x;
       const low = tf.matMul(input as tf.Tensor2D, adapter.a as tf.Tensor2D, false, true);
       const delta = tf.matMul(low, adapter.b as tf.Tensor2D, false, true);

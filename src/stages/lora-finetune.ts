@@ -91,6 +91,7 @@ async function tune(ctx: StageContext, loaded: ResidentModel, settings: TrainSet
   }
 }
 
-// 2: merged on the device in float32; model/ in the base checkpoint's dtype unless `dtype:` says otherwise.
+// 2: dropout masks from backend/dropout.ts's counter hash (on the GPU) instead of tf.dropout; merged on the device in
+// float32; model/ in the base checkpoint's dtype unless `dtype:` says otherwise.
 const stage: StageModule = { kind: 'lora-finetune', version: '2', outputKind: 'model', run };
 export default stage;
