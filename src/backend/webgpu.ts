@@ -489,3 +489,14 @@ export function assertBindable(what: string, bytes: number): void {
     });
   }
 }
+
+/**
+ * Frees tfjs's pooled (idle) GPU buffers when they exceed `maxIdleBytes`. tfjs pools a released buffer by its exact
+ * size and reuses it only for that size, so a loop over varying shapes (zero-shot questions, training batches)
+ * grows the pool until the device runs out of memory; loops call this between batches to keep it bounded.
+ */
+export async function boundBufferPool(maxIdleBytes: number): Promise<number> {
+  const { inUse, allocated } = gpuMemory();
+  if (inUse === null || allocated === null || allocated - inUse <= maxIdleBytes) return 0;
+  return releaseFreeGpuBuffers();
+}

@@ -1,6 +1,7 @@
 // The one thing evaluation asks of a model: log p of each next token of a batch of id rows. Perplexity and
 // zero-shot scoring go through `batchTokenLogProbs`, so a fake model in tests exercises the same code path.
 import * as tf from '@tensorflow/tfjs-core';
+import { boundGpuPool } from '../backend/pool.js';
 
 export interface LogProbModel {
   /** ids [B, T] int32 → [B, T-1]: log p(ids[b, t+1] | ids[b, ..t]). */
@@ -32,6 +33,7 @@ export async function batchTokenLogProbs(model: LogProbModel, rows: readonly Arr
   } finally {
     ids.dispose();
     out?.dispose();
+    await boundGpuPool();
   }
 }
 
@@ -60,5 +62,6 @@ export async function nextTokenLogProbs(model: LogProbModel, rows: readonly Arra
   } finally {
     ids.dispose();
     out?.dispose();
+    await boundGpuPool();
   }
 }

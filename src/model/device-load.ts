@@ -1,32 +1,72 @@
-// Loading a model into the residency: read the checkpoint, put its weights on the active tfjs backend as model
-// variables, and note the checkpoint's dtype (outputs are written in it by default).
-import { loadModel, type LoadModelOptions } from './index.js';
-import { LlamaModel } from './llama.js';
-import type { CheckpointDtype } from './checkpoint-dtype.js';
+// Loading a model into the residency: stream the checkpoint's tensors from disk straight onto the active tfjs
+// backend. 16-bit weights travel as 16-bit (two per int32 word) and are widened to float32 by a kernel on the
+// device, so the host holds only the few tensors in flight, never a float32 copy of the model.
+import { dirname, join, resolve } from 'node:path';
+import { stat } from 'node:fs/promises';
+import * as tf from '@tensorflow/tfjs-core';
+import { packed16FromBytes, unpack16 } from '../backend/pack16.js';
+import { detectFormat, loadModel, type LoadModelOptions } from './index.js';
+import { hfCheckpointDtype, readHfConfigFile, streamHfWeights } from './hf.js';
+import { LlamaModel, backendMaxTensorBytes } from './llama.js';
+import { rawToFloat32, type RawTensor } from './raw-tensor.js';
 import type { ResidentFields } from './residency.js';
-import { readSafetensorsHeader } from './safetensors.js';
-import { readdir } from 'node:fs/promises';
-import { join } from 'node:path';
+import { loadTokenizer } from './tokenizer.js';
+import type { Tokenizer } from './types.js';
 
-/** The float dtype holding most weight bytes of an HF directory (F64 counts as float32; other formats: float32). */
-export async function checkpointDtype(dir: string, format: string): Promise<CheckpointDtype> {
-  if (format !== 'hf') return 'float32';
-  const files = (await readdir(dir)).filter((f) => f.endsWith('.safetensors')).sort();
-  const bytes: Record<CheckpointDtype, number> = { float32: 0, float16: 0, bfloat16: 0 };
-  for (const f of files) {
-    for (const t of (await readSafetensorsHeader(join(dir, f))).tensors.values()) {
-      const d = t.dtype === 'BF16' ? 'bfloat16' : t.dtype === 'F16' ? 'float16' : t.dtype === 'F32' || t.dtype === 'F64' ? 'float32' : null;
-      if (d) bytes[d] += t.end - t.begin;
+/** One tensor on the device as float32 (row chunks when its float32 form is over the per-tensor limit). */
+function deviceTensor(raw: RawTensor, limit: number | null): tf.Tensor[] {
+  const numel = raw.shape.reduce((a, d) => a * d, 1);
+  const kind = raw.dtype === 'BF16' ? 'bf16' : raw.dtype === 'F16' ? 'f16' : null;
+  if (kind && (limit === null || numel * 4 <= limit)) {
+    const { packed, n } = packed16FromBytes(raw.bytes);
+    try {
+      return [tf.tidy(() => tf.reshape(unpack16(packed, n, kind), raw.shape))];
+    } finally {
+      packed.dispose();
     }
   }
-  return (Object.keys(bytes) as CheckpointDtype[]).reduce((a, b) => (bytes[b] > bytes[a] ? b : a), 'float32');
+  const data = rawToFloat32(raw);
+  if (limit === null || numel * 4 <= limit || raw.shape.length !== 2) return [tf.tensor(data, raw.shape, 'float32')];
+  // Over the limit (a large vocabulary's embedding): row chunks, which LlamaModel keeps as they are.
+  const [rows, cols] = raw.shape as [number, number];
+  const chunkRows = Math.max(1, Math.floor(limit / (cols * 4)));
+  const parts: tf.Tensor[] = [];
+  for (let r = 0; r < rows; r += chunkRows) {
+    const n = Math.min(chunkRows, rows - r);
+    parts.push(tf.tensor(data.subarray(r * cols, (r + n) * cols), [n, cols], 'float32'));
+  }
+  return parts;
+}
+
+async function exists(path: string): Promise<boolean> {
+  return stat(path).then(() => true, () => false);
+}
+
+/** Streams a Hugging Face directory onto the device. */
+async function loadHfResident(dir: string, opts: LoadModelOptions): Promise<ResidentFields> {
+  const config = await readHfConfigFile(dir);
+  const limit = backendMaxTensorBytes();
+  const tensors = new Map<string, tf.Tensor[]>();
+  try {
+    await streamHfWeights(dir, config, (name, raw) => { tensors.set(name, deviceTensor(raw, limit)); });
+    const model = LlamaModel.fromDeviceTensors(config, tensors, { trainable: false });
+    let tokenizer: Tokenizer | null = null;
+    if (opts.tokenizer) tokenizer = await loadTokenizer(resolve(opts.tokenizer));
+    else if (await exists(join(dir, 'tokenizer.json'))) tokenizer = await loadTokenizer(dir);
+    return { config, tokenizer, format: 'hf', source: dir, dtype: await hfCheckpointDtype(dir), model };
+  } finally {
+    for (const parts of tensors.values()) for (const t of parts) t.dispose();
+  }
 }
 
 /** Reads the model at `path` onto the device (frozen variables; stages that need gradients mark theirs). */
 export async function loadResident(path: string, opts: LoadModelOptions): Promise<ResidentFields> {
-  const loaded = await loadModel(path, opts);
-  const dtype = await checkpointDtype(loaded.source, loaded.format);
+  const source = resolve(path);
+  const format = opts.format ?? (await detectFormat(source));
+  if (format === 'hf') return loadHfResident(source.endsWith('.safetensors') ? dirname(source) : source, opts);
+  // llama2.c and GGUF checkpoints are float32 or quantized files lopper reads whole (small models in practice).
+  const loaded = await loadModel(source, { ...opts, format });
   const model = LlamaModel.fromWeights(loaded.config, loaded.weights, { trainable: false });
   loaded.weights.clear();
-  return { config: loaded.config, tokenizer: loaded.tokenizer, format: loaded.format, source: loaded.source, dtype, model };
+  return { config: loaded.config, tokenizer: loaded.tokenizer, format: loaded.format, source: loaded.source, dtype: 'float32', model };
 }

@@ -9,6 +9,7 @@
 import { createHash } from 'node:crypto';
 import { rm } from 'node:fs/promises';
 import * as tf from '@tensorflow/tfjs-core';
+import { boundGpuPool } from '../backend/pool.js';
 import { LopperError, StageCancelled } from '../errors/lopper-error.js';
 import type { HostTensor } from '../model/types.js';
 import { collate, type MicroBatch, type TrainExample } from '../data/packing.js';
@@ -171,6 +172,7 @@ export async function train(
       // Let the event loop run (SIGINT, watch-mode events): on cpu/wasm, tensor reads resolve as microtasks only,
       // so without this an abort would not be seen until the next file write.
       await new Promise<void>((resolve) => setImmediate(resolve));
+      await boundGpuPool();
       if (hooks.signal?.aborted) {
         await checkpoint(step);
         throw new StageCancelled(config.name);

@@ -178,7 +178,8 @@ stages:
     kind: 'refs', version: '1', outputKind: 'scores' as const,
     async run(ctx: import('../../src/stages/types.js').StageContext) {
       seen.model = ctx.modelPath('base');
-      assert.deepEqual(ctx.model('base'), { path: seen.model });
+      // An upstream stage's model is keyed by that stage's cache key (what the residency shares it under).
+      assert.deepEqual(ctx.model('base'), { path: seen.model, key: `stage:${seen.model.split('/').at(-2)}` });
       seen.groups = ctx.stageDir('groups');
       seen.base = ctx.stageDir('base');
       assert.throws(() => ctx.stageDir('scores'), (e: unknown) => e instanceof LopperError && e.code === 'LP7001');

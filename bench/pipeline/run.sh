@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# The pipeline benchmark on the GPU machine, in one device call: make the 7B-shaped bf16 checkpoint, run
+# ../shared/device/baselines/torch_pipeline.py, then the same work through `lopper run` (float32, then mixed as a
+# second recipe instance), a cached rerun, and the LoRA recipe; results and logs under $OUT.
+# Needs .device (../shared/device/prepare.sh), dist and .devdata (see bench/README.md).
+#   usage: bash bench/pipeline/run.sh PARTS   (comma list: torch,float32,cached,mixed,lora)
+set -u
+parts=",${1:-torch,float32,cached,lora},"
+has() { [[ $parts == *",$1,"* ]]; }
+log=$OUT/log.txt
+step() { echo "=== $(date +%T) $*" | tee -a "$log"; }
+source .device/gpu-env.sh >>"$log" 2>&1
+export TOKENIZER_FROM=.devdata/stories260K-hf
+M=/tmp/m7b
+step make_model
+python3 .devdata/baselines/make_model.py $M >>"$log" 2>&1; echo "rc=$?" | tee -a "$log"
+du -sh $M >>"$log"
+if has torch; then
+  step torch_pipeline
+  /usr/bin/time -v python3 .devdata/baselines/torch_pipeline.py $M .devdata/tinystories_val_first.txt .devdata/ARC-Easy.jsonl /tmp/torch-pruned \
+    >"$OUT/torch_pipeline.json" 2>"$OUT/torch_pipeline.err"; echo "rc=$?" | tee -a "$log"
+  grep -E "Maximum resident|Elapsed" "$OUT/torch_pipeline.err" | tee -a "$log"
+  rm -rf /tmp/torch-pruned
+fi
+lopper() {  # name, then lopper arguments
+  local name=$1; shift
+  step "lopper $name"
+  timeout "${LIMIT:-240}" /usr/bin/time -v node dist/cli/main.js run "$@" --set vars.model=$M --json >"$OUT/$name.json" 2>"$OUT/$name.err"; echo "rc=$?" | tee -a "$log"
+  grep -E "Maximum resident|Elapsed" "$OUT/$name.err" | tee -a "$log"
+  tail -5 "$OUT/$name.err" >>"$log"
+}
+R=bench/pipeline/recipe7b.yaml
+has float32 && lopper float32 $R
+has cached && LIMIT=60 lopper cached $R
+has mixed && lopper mixed $R --set runtime.precision=mixed
+has lora && LIMIT=150 lopper lora bench/pipeline/lora7b.yaml
+mkdir -p "$OUT/store" && for d in bench/pipeline/.lopper/runs; do [ -d $d ] && cp -r $d "$OUT/store/"; done
+find bench/pipeline/.lopper -name train.jsonl -exec cp {} "$OUT/" \; 2>/dev/null
+find bench/pipeline/.lopper -name metrics.json -exec sh -c 'cp "$1" "$OUT/metrics-$(basename $(dirname "$1")).json"' _ {} \; 2>/dev/null
+ls -la bench/pipeline/.lopper/*/*/model 2>/dev/null | head -20 >>"$log"
+step done
+# The device tool brings back a few files only: everything but the log in one archive.
+(cd "$OUT" && tar -czf results.tar.gz --exclude=log.txt --exclude=results.tar.gz . && find . -mindepth 1 ! -name log.txt ! -name results.tar.gz -delete)
