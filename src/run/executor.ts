@@ -209,6 +209,7 @@ export class Execution {
     }
     await Promise.all(touches);
 
+    const historyStart = this.residency.history.length;
     const pending = decisions.filter((d) => d.action === 'run').map((d) => d.id);
     const done = new Set(decisions.filter((d) => d.action !== 'run').map((d) => d.id));
     const running = new Map<string, Promise<void>>();
@@ -311,10 +312,11 @@ export class Execution {
     }
     for (const id of pending) outcomes[id] ??= { ...base(decisionOf.get(id)!), status: 'not run' };
 
-    if (!opts.keepModels) this.residency.clear();
+    if (!opts.keepModels || failure) this.residency.clear();
     const status: RunResult['status'] = failure ? 'failed' : Object.values(outcomes).some((o) => o.status === 'cancelled' || o.status === 'not run') ? 'cancelled' : 'ok';
     const ordered = Object.fromEntries(plan.stages.map((s) => [s.id, outcomes[s.id]!]));
-    const result: RunResult = { runId: this.runId, status, plan, store: store.dir, decisions, stages: ordered, backend, wallMs: performance.now() - t0, failed: failure };
+    const models = this.residency.history.slice(historyStart);
+    const result: RunResult = { runId: this.runId, status, plan, store: store.dir, decisions, stages: ordered, backend, wallMs: performance.now() - t0, failed: failure, models };
     reporter?.onRunEnd?.(result);
     return result;
   }

@@ -2,7 +2,7 @@
 // renderers subscribe to.
 import type { Plan } from '../plan/types.js';
 import type { StageModule } from '../stages/types.js';
-import type { ModelResidency } from '../model/residency.js';
+import type { LoadRecord, ModelResidency } from '../model/residency.js';
 import type { BackendInfo, BackendInit } from './backend-init.js';
 
 export type StageStatus = 'ran' | 'cached' | 'will run' | 'skipped' | 'failed' | 'cancelled' | 'not run';
@@ -93,4 +93,6 @@ export interface RunResult {
   recordPath?: string;
   lockfilePath?: string;
   failed?: { stageId: string; error: unknown };
+  /** Models this run read from disk or derived on the device (the residency's records), in order. */
+  models?: LoadRecord[];
 }

@@ -13,8 +13,11 @@ export interface RunCommandOptions {
   set?: string[]; backend?: string; store?: string; jobs?: string;
 }
 
-export function stageTable(result: RunResult): { stages: Record<string, { status: string; output: string }> } {
-  return { stages: Object.fromEntries(Object.values(result.stages).filter((s) => s.status !== 'skipped').map((s) => [s.id, { status: s.status, output: s.output }])) };
+export function stageTable(result: RunResult): { stages: Record<string, { status: string; output: string }>; models?: RunResult['models'] } {
+  return {
+    stages: Object.fromEntries(Object.values(result.stages).filter((s) => s.status !== 'skipped').map((s) => [s.id, { status: s.status, output: s.output }])),
+    ...(result.models?.length ? { models: result.models } : {}),
+  };
 }
 
 export async function runCommand(file: string, o: RunCommandOptions): Promise<number> {
