@@ -34,10 +34,17 @@ has float32 && lopper float32 $R
 has cached && LIMIT=60 lopper cached $R
 has mixed && lopper mixed $R --set runtime.precision=mixed
 has lora && LIMIT=150 lopper lora bench/pipeline/lora7b.yaml
+if has uniform; then
+  lopper uniform bench/pipeline/uniform7b.yaml
+  out=$(python3 -c "import json;print(json.load(open('$OUT/uniform.json'))['stages']['pruned']['output'])")
+  rep=$(python3 -c "import json;print(json.load(open('$OUT/uniform.json'))['stages']['report']['output'])")
+  step hf_check
+  python3 bench/pipeline/hf_check.py "$out/model" .devdata/tinystories_val_first.txt "$rep/metrics.json" 2>"$OUT/hf_check.err" | tee -a "$log"
+fi
 mkdir -p "$OUT/store" && for d in bench/pipeline/.lopper/runs; do [ -d $d ] && cp -r $d "$OUT/store/"; done
 find bench/pipeline/.lopper -name train.jsonl -exec cp {} "$OUT/" \; 2>/dev/null
 find bench/pipeline/.lopper -name metrics.json -exec sh -c 'cp "$1" "$OUT/metrics-$(basename $(dirname "$1")).json"' _ {} \; 2>/dev/null
 ls -la bench/pipeline/.lopper/*/*/model 2>/dev/null | head -20 >>"$log"
 step done
 # The device tool brings back a few files only: everything but the log in one archive.
-(cd "$OUT" && tar -czf results.tar.gz --exclude=log.txt --exclude=results.tar.gz . && find . -mindepth 1 ! -name log.txt ! -name results.tar.gz -delete)
+(cd "$OUT" && tar -czf /tmp/results.tar.gz --exclude=log.txt . && find . -mindepth 1 ! -name log.txt -delete && mv /tmp/results.tar.gz .)
