@@ -29,17 +29,10 @@ async function roundAndDownload(v: tf.Variable, kind: 'bf16' | 'f16'): Promise<U
   }
 }
 
-function concatBytes(parts: Uint8Array[]): Uint8Array {
+/** Joins the row chunks of a split parameter (one part is returned as it is). */
+function concat<T extends Uint8Array | Float32Array>(parts: T[], make: (length: number) => T): T {
   if (parts.length === 1) return parts[0]!;
-  const out = new Uint8Array(parts.reduce((a, p) => a + p.byteLength, 0));
-  let o = 0;
-  for (const p of parts) { out.set(p, o); o += p.byteLength; }
-  return out;
-}
-
-function concatFloats(parts: Float32Array[]): Float32Array {
-  if (parts.length === 1) return parts[0]!;
-  const out = new Float32Array(parts.reduce((a, p) => a + p.length, 0));
+  const out = make(parts.reduce((a, p) => a + p.length, 0));
   let o = 0;
   for (const p of parts) { out.set(p, o); o += p.length; }
   return out;
@@ -58,11 +51,11 @@ function deviceSource(m: DeviceModelToSave, signal?: AbortSignal): TensorSource 
       if (kind) {
         const parts: Uint8Array[] = [];
         for (const v of vars) parts.push(await roundAndDownload(v, kind));
-        return { dtype: kind === 'bf16' ? 'BF16' : 'F16', shape, bytes: concatBytes(parts) };
+        return { dtype: kind === 'bf16' ? 'BF16' : 'F16', shape, bytes: concat(parts, (n) => new Uint8Array(n)) };
       }
       const parts: Float32Array[] = [];
       for (const v of vars) parts.push((await v.data()) as Float32Array);
-      return { shape, data: concatFloats(parts) };
+      return { shape, data: concat(parts, (n) => new Float32Array(n)) };
     },
   };
 }
