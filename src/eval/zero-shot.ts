@@ -134,17 +134,9 @@ export function packQuestions(choiceCounts: readonly number[], batchSize: number
   return batches;
 }
 
-/** Padded lengths are multiples of this: every question has its own length, and each new shape costs the GPU
- *  backend fresh pipelines and buffers of a new size; buckets bound both. */
-const LENGTH_BUCKET = 32;
-
-/**
- * Σ log p of each request's continuation, all requests in one forward pass, right-padded to a bucketed length
- * (at most `maxLength`). Causal attention: padding after a token never reaches it, so the scores are exact.
- */
-export async function scoreRequests(model: LogProbModel, requests: readonly EncodedRequest[], padId: number, maxLength = Infinity): Promise<number[]> {
-  const longest = Math.max(...requests.map((r) => r.ids.length));
-  const length = Math.max(longest, Math.min(maxLength, Math.ceil(longest / LENGTH_BUCKET) * LENGTH_BUCKET));
+/** Σ log p of each request's continuation, all requests in one forward pass (right-padded; causal, so exact). */
+export async function scoreRequests(model: LogProbModel, requests: readonly EncodedRequest[], padId: number): Promise<number[]> {
+  const length = Math.max(...requests.map((r) => r.ids.length));
   const rows = requests.map((r) => {
     const row = new Int32Array(length).fill(padId);
     row.set(r.ids);
@@ -215,7 +207,7 @@ export async function zeroShot(
     options.signal?.throwIfAborted();
     const batch = packed.map((k) => rowIndex[k]!);
     const flat = batch.flatMap((q) => questions[q]!.encoded);
-    const batchScores = await scoreRequests(model, flat, tokenizer.eosId, options.maxLength);
+    const batchScores = await scoreRequests(model, flat, tokenizer.eosId);
     let offset = 0;
     for (const q of batch) {
       const n = questions[q]!.requests.length;
