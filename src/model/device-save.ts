@@ -4,7 +4,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { bytesFromPackedWords, pack16, unpack16 } from '../backend/pack16.js';
 import { StageCancelled } from '../errors/lopper-error.js';
-import { halfKindOf, type CheckpointDtype } from './checkpoint-dtype.js';
+import { halfKindOf, type HfDtype } from './dtype.js';
 import { saveModel, type TensorSource } from './hf.js';
 import type { LlamaModel } from './llama.js';
 import type { Raw16Tensor } from './raw-tensor.js';
@@ -15,7 +15,7 @@ export interface DeviceModelToSave {
   config: LlamaConfig;
   model: LlamaModel;
   tokenizer: Tokenizer | null;
-  dtype: CheckpointDtype;
+  dtype: HfDtype;
 }
 
 /** Rounds a variable to 16 bits in place and returns its 16-bit bits (little-endian, as safetensors stores them). */

@@ -114,3 +114,8 @@ export function float32ToHalf(dtype: HalfDtype, src: Float32Array, dst?: Uint16A
 export function halfToFloat32(dtype: HalfDtype, src: Uint16Array, dst?: Float32Array): Float32Array {
   return dtype === 'BF16' ? bf16ToFloat32(src, dst) : f16ToFloat32(src, dst);
 }
+
+/** The 16-bit kind of a dtype for the GPU pack/unpack kernels (backend/pack16.ts), or null for float32. */
+export function halfKindOf(dtype: HfDtype): 'bf16' | 'f16' | null {
+  return dtype === 'bfloat16' ? 'bf16' : dtype === 'float16' ? 'f16' : null;
+}

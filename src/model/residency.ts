@@ -7,7 +7,7 @@ import { totalmem } from 'node:os';
 import * as tf from '@tensorflow/tfjs-core';
 import type { LlamaModel } from './llama.js';
 import type { LlamaConfig, ModelFormat, Tokenizer } from './types.js';
-import type { CheckpointDtype } from './checkpoint-dtype.js';
+import type { HfDtype } from './dtype.js';
 
 /** What a stage gets for a model reference: everything the loader learned, plus the device copy. */
 export interface ResidentModel {
@@ -18,7 +18,7 @@ export interface ResidentModel {
   /** Absolute path the model was read from (a derived model: the directory its stage wrote). */
   readonly source: string;
   /** The dtype of the checkpoint's weights on disk (outputs are written in it by default). */
-  readonly dtype: CheckpointDtype;
+  readonly dtype: HfDtype;
   readonly model: LlamaModel;
   /** Device bytes of the model's variables. */
   readonly bytes: number;

@@ -1,6 +1,5 @@
 // group stage: which weights move together (src/prune/groups.ts), computed from the model's shapes alone and
 // written to groups.json with the model reference, for the score stage.
-import { join } from 'node:path';
 import { buildGroups, type GroupMode } from '../prune/groups.js';
 import { enumParam, nestedRange, rangeParam, stringParam } from '../prune/stage-params.js';
 import { GROUPS_FILE, groupToJson, writeJsonAtomic, type GroupsFile } from '../prune/stage-files.js';

@@ -4,21 +4,21 @@
 // disk (a run that starts mid-DAG and reads the file gets the same numbers).
 import { rename } from 'node:fs/promises';
 import { LopperError } from '../errors/lopper-error.js';
-import type { CheckpointDtype } from '../model/checkpoint-dtype.js';
+import type { HfDtype } from '../model/dtype.js';
 import { saveDeviceModel } from '../model/device-save.js';
 import { sharedResidency, type ModelLease, type ResidentFields } from '../model/residency.js';
 import type { StageContext } from './types.js';
 
-const DTYPES: readonly CheckpointDtype[] = ['float32', 'float16', 'bfloat16'];
+const DTYPES: readonly HfDtype[] = ['float32', 'float16', 'bfloat16'];
 
 /** The dtype a model-producing stage writes: its `dtype:` parameter, else `source`. */
-export function outputDtype(ctx: StageContext, source: CheckpointDtype): CheckpointDtype {
+export function outputDtype(ctx: StageContext, source: HfDtype): HfDtype {
   const d = ctx.params.dtype;
   if (d === undefined) return source;
-  if (typeof d !== 'string' || !DTYPES.includes(d as CheckpointDtype)) {
+  if (typeof d !== 'string' || !DTYPES.includes(d as HfDtype)) {
     throw new LopperError('LP4009', `stage "${ctx.id}": \`dtype\` must be one of ${DTYPES.join(', ')}, got ${JSON.stringify(d)}`);
   }
-  return d as CheckpointDtype;
+  return d as HfDtype;
 }
 
 /**

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { loadModel } from '../model/index.js';
 import { loadResident } from '../model/device-load.js';
 import { readHfConfigFile } from '../model/hf.js';
+import { countParameters } from '../model/config.js';
 import { sharedResidency, type ModelLease, type ResidentModel } from '../model/residency.js';
 import type { LlamaConfig, LoadedModel } from '../model/types.js';
 import type { ModelRef, StageContext } from './types.js';
@@ -25,10 +26,28 @@ export function loadModelRef(ctx: StageContext, ref: string): Promise<LoadedMode
   return loadModel(m.path, loadOptions(m));
 }
 
-/** The resident copy of the model `ref` names, loaded onto the device if no stage of this process has it yet. */
-export function acquireModel(ctx: StageContext, ref: string): Promise<ModelLease> {
+/** A Hugging Face directory's config.json path, or null for other formats. */
+async function hfConfigPath(m: ModelRef): Promise<string | null> {
+  if (m.format === 'llama2c' || m.format === 'gguf') return null;
+  const path = join(m.path, 'config.json');
+  return (await stat(path).then((s) => s.isFile(), () => false)) ? path : null;
+}
+
+/**
+ * The resident copy of the model `ref` names, loaded onto the device if no stage of this process has it yet. A load
+ * first makes room for the model's float32 size (from config.json alone), so resident models that no stage holds
+ * are evicted before the device has to hold both.
+ */
+export async function acquireModel(ctx: StageContext, ref: string): Promise<ModelLease> {
   const m = ctx.model(ref);
-  return (ctx.residency ?? sharedResidency()).acquire(residencyKey(m), () => loadResident(m.path, loadOptions(m)));
+  const room = ctx.residency ?? sharedResidency();
+  const key = residencyKey(m);
+  let expected = 0;
+  if (!room.has(key)) {
+    const config = await hfConfigPath(m);
+    if (config) expected = countParameters(await readHfConfigFile(m.path)) * 4;
+  }
+  return room.acquire(key, () => loadResident(m.path, loadOptions(m)), expected);
 }
 
 /** Runs `use` with the resident model `ref` names, releasing it afterwards (also on error or cancellation). */
@@ -46,7 +65,6 @@ export async function modelConfig(ctx: StageContext, ref: string): Promise<Llama
   const m = ctx.model(ref);
   const room = ctx.residency ?? sharedResidency();
   if (room.has(residencyKey(m))) return withModel(ctx, ref, async (r) => r.config);
-  const isHfDir = m.format !== 'llama2c' && m.format !== 'gguf' && await stat(join(m.path, 'config.json')).then((s) => s.isFile(), () => false);
-  if (isHfDir) return readHfConfigFile(m.path);
+  if (await hfConfigPath(m)) return readHfConfigFile(m.path);
   return (await loadModel(m.path, loadOptions(m))).config;
 }
