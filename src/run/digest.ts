@@ -1,8 +1,9 @@
 // sha256 helpers for files and directory trees (canonical JSON and stage keys are the planner's: src/plan/keys.ts).
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
+
+import { contentHash } from '../plan/content-hash.js';
 
 export { canonicalJson } from '../plan/keys.js';
 
@@ -10,11 +11,8 @@ export function sha256Hex(data: string | Uint8Array): string {
   return createHash('sha256').update(data).digest('hex');
 }
 
-export async function hashFileContents(path: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 22 })) hash.update(chunk as Buffer);
-  return hash.digest('hex');
-}
+/** A file's content hash: sha256 up to 64 MiB, a parallel chunked sha256 above (plan/content-hash.ts). */
+export const hashFileContents = contentHash;
 
 /** Files under `dir` (relative paths, '/'-separated, sorted), skipping names in `skip` at the top level. */
 export async function listFiles(dir: string, skip: ReadonlySet<string> = new Set()): Promise<string[]> {

@@ -1,10 +1,12 @@
-// Memoized content hashes. A file's sha256 is remembered by (path, size, mtime, inode) in the store, so a 13 GB
+// Memoized content hashes. A file's content hash (plan/content-hash.ts) is remembered by (path, size, mtime, inode) in the store, so a 13 GB
 // checkpoint is read once, not on every run. Directories hash as the sorted list of their files' hashes.
 import { mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { hashFileContents, listFiles, sha256Hex } from './digest.js';
 
 interface MemoEntry { size: number; mtimeMs: number; ino: number; sha256: string }
+
+const MEMO_VERSION = 2;
 
 /** A file modified this recently may change again within the same mtime tick ("racy git"): hash it, don't memoize. */
 const RACY_WINDOW_MS = 1000;
@@ -34,8 +36,9 @@ export function createFileHasher(storeDir: string): FileHasher {
     if (memo) return memo;
     loading ??= (async () => {
       try {
-        const raw = JSON.parse(await readFile(path, 'utf8')) as { files?: Record<string, MemoEntry> };
-        memo = new Map(Object.entries(raw.files ?? {}));
+        const raw = JSON.parse(await readFile(path, 'utf8')) as { version?: number; files?: Record<string, MemoEntry> };
+        // Version 1 memos hold plain sha256s of large files, which are now hashed in chunks: they are rehashed.
+        memo = new Map(raw.version === MEMO_VERSION ? Object.entries(raw.files ?? {}) : []);
       } catch {
         memo = new Map();
       }
@@ -84,7 +87,7 @@ export function createFileHasher(storeDir: string): FileHasher {
       await mkdir(dirname(path), { recursive: true });
       const files = Object.fromEntries([...memo.entries()].sort(([a], [b]) => (a < b ? -1 : 1)));
       const tmp = `${path}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
-      await writeFile(tmp, JSON.stringify({ version: 1, files }));
+      await writeFile(tmp, JSON.stringify({ version: MEMO_VERSION, files }));
       await rename(tmp, path);
     },
   };
