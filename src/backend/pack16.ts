@@ -17,16 +17,22 @@ export function packedWordsFromBytes(bytes: Uint8Array): Int32Array {
   return words;
 }
 
-/** The packed int32 tensor [⌈n/2⌉] of raw 16-bit values and their count n. */
+/**
+ * The packed int32 tensor [⌈n/2⌉] of raw 16-bit values and their count n. When `bytes` is word-aligned and whole
+ * words long (a tensor read into its own buffer), the tensor views its memory instead of copying 2 bytes a value
+ * once more: the caller hands `bytes` over and must not change it afterwards.
+ */
 export function packed16FromBytes(bytes: Uint8Array): { packed: tf.Tensor1D; n: number } {
-  const words = packedWordsFromBytes(bytes);
+  const words = bytes.byteOffset % 4 === 0 && bytes.length % 4 === 0
+    ? new Int32Array(bytes.buffer, bytes.byteOffset, bytes.length / 4)
+    : packedWordsFromBytes(bytes);
   return { packed: tf.tensor1d(words, 'int32'), n: bytes.length / 2 };
 }
 
-/** The 2·n raw bytes of packed words (the inverse of packedWordsFromBytes). */
+/** The 2·n raw bytes of packed words (the inverse of packedWordsFromBytes), viewing the words' memory. */
 export function bytesFromPackedWords(words: Int32Array, n: number): Uint8Array {
   if (words.length !== Math.ceil(n / 2)) throw new Error(`bytesFromPackedWords: ${words.length} words do not hold ${n} values`);
-  return new Uint8Array(words.buffer, words.byteOffset, 2 * n).slice();
+  return new Uint8Array(words.buffer, words.byteOffset, 2 * n);
 }
 
 function checkKind(kind: string): asserts kind is HalfKind {

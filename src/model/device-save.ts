@@ -38,24 +38,53 @@ function concat<T extends Uint8Array | Float32Array>(parts: T[], make: (length: 
   return out;
 }
 
-/** The model's parameters as the writer asks for them (split parameters' row chunks joined). */
+/** Downloads ahead of the writer: at most this many tensors, and this many bytes, in flight. */
+const PREFETCH_TENSORS = 4;
+const PREFETCH_BYTES = 1.5 * 1024 ** 3;
+
+/**
+ * The model's parameters as the writer asks for them (split parameters' row chunks joined). The writer asks in
+ * parameter order, so the next few tensors are rounded and downloaded while it writes this one: each download
+ * waits for the GPU queue and a map of the staging buffer, and one at a time leaves the GPU and the disk idle.
+ */
 function deviceSource(m: DeviceModelToSave, signal?: AbortSignal): TensorSource {
   const kind = halfKindOf(m.dtype);
   const shapes = parameterShapes(m.config);
+  const order = [...shapes.keys()];
+  const bytesOf = (name: string) => shapes.get(name)!.reduce((a, d) => a * d, 1) * (kind ? 2 : 4);
+  const download = async (name: string): Promise<HostTensor | Raw16Tensor> => {
+    const vars = m.model.variablesOf(name);
+    const shape = shapes.get(name)!;
+    if (kind) {
+      const parts = await Promise.all(vars.map((v) => roundAndDownload(v, kind)));
+      return { dtype: kind === 'bf16' ? 'BF16' : 'F16', shape, bytes: concat(parts, (n) => new Uint8Array(n)) };
+    }
+    const parts = await Promise.all(vars.map(async (v) => (await v.data()) as Float32Array));
+    return { shape, data: concat(parts, (n) => new Float32Array(n)) };
+  };
+  const ahead = new Map<string, Promise<HostTensor | Raw16Tensor>>();
+  const start = (name: string) => {
+    const p = download(name);
+    p.catch(() => undefined); // awaited when the writer asks; an abandoned save must not leave an unhandled rejection
+    ahead.set(name, p);
+  };
   return {
     shapes,
     async read(name): Promise<HostTensor | Raw16Tensor> {
       if (signal?.aborted) throw new StageCancelled('save');
-      const vars = m.model.variablesOf(name);
-      const shape = shapes.get(name)!;
-      if (kind) {
-        const parts: Uint8Array[] = [];
-        for (const v of vars) parts.push(await roundAndDownload(v, kind));
-        return { dtype: kind === 'bf16' ? 'BF16' : 'F16', shape, bytes: concat(parts, (n) => new Uint8Array(n)) };
+      if (!ahead.has(name)) start(name);
+      const at = order.indexOf(name);
+      let bytes = [...ahead.keys()].reduce((a, n) => a + bytesOf(n), 0);
+      for (let i = at + 1; i < order.length && ahead.size < PREFETCH_TENSORS; i++) {
+        const next = order[i]!;
+        if (ahead.has(next)) continue;
+        if (bytes + bytesOf(next) > PREFETCH_BYTES) break;
+        start(next);
+        bytes += bytesOf(next);
       }
-      const parts: Float32Array[] = [];
-      for (const v of vars) parts.push((await v.data()) as Float32Array);
-      return { shape, data: concat(parts, (n) => new Float32Array(n)) };
+      const tensor = ahead.get(name)!;
+      ahead.delete(name);
+      return tensor;
     },
   };
 }

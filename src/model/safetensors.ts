@@ -245,7 +245,8 @@ function byteSize(t: SafetensorsEntry): number {
 async function readTensorBytes(
   fh: FileHandle, path: string, [name, t]: [string, SafetensorsEntry], limit: ConcurrencyLimit, pieceBytes: number,
 ): Promise<Uint8Array> {
-  const buf = new Uint8Array(byteSize(t));
+  // Not zero-filled: every byte is read below (readExactly fails on a short read), and zeroing 14 GB costs seconds.
+  const buf = new Uint8Array(Buffer.allocUnsafeSlow(byteSize(t)).buffer, 0, byteSize(t));
   const pieces: Promise<void>[] = [];
   for (let at = 0; at < buf.byteLength; at += pieceBytes) {
     const piece = buf.subarray(at, Math.min(at + pieceBytes, buf.byteLength));
