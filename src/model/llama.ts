@@ -47,6 +47,11 @@ registerCpuKernels();
 
 let modelCounter = 0;
 
+/** Whether a gradient tape is recording (inside tf.grad / variableGrads): then intermediates must live to the end. */
+function tapeRecording(): boolean {
+  return (tf.engine() as unknown as { isTapeOn(): boolean }).isTapeOn();
+}
+
 function numel(shape: number[]): number {
   return shape.reduce((a, d) => a * d, 1);
 }
@@ -289,7 +294,7 @@ export class LlamaModel {
     return tf.transpose(this.rope(tf.reshape(x, [B, T, n, D]), rope.rot, rope.cos, rope.sin), [0, 2, 1, 3]);
   }
 
-  private attention(i: number, x: tf.Tensor2D, B: number, T: number, rope: { rot: tf.Tensor2D; cos: tf.Tensor; sin: tf.Tensor }, masks: Map<number, tf.Tensor2D>, opts: ForwardOptions): tf.Tensor2D {
+  private attention(i: number, x: tf.Tensor2D, B: number, T: number, rope: { rot: tf.Tensor2D; cos: tf.Tensor; sin: tf.Tensor }, masks: Map<number, tf.Tensor2D>, opts: ForwardOptions, keepMasks = false): tf.Tensor2D {
     const { numAttentionHeads: nh, numKeyValueHeads: kv } = this.config.layers[i]!;
     const D = this.config.headDim;
     const p = `model.layers.${i}.self_attn`;
@@ -311,19 +316,21 @@ export class LlamaModel {
     const scores = tf.matMul(qg, k4, false, true);
     const probs = fusedOpsActive()
       ? fusedCausalSoftmax(scores, 1 / Math.sqrt(D), T)
-      : this.causalSoftmax(scores, 1 / Math.sqrt(D), rep, T, masks);
+      : this.causalSoftmax(scores, 1 / Math.sqrt(D), rep, T, masks, keepMasks);
     const o = tf.matMul(probs, v4); // [B, kv, rep·T, D]
     const merged = tf.reshape(tf.transpose(tf.reshape(o, [B, nh, T, D]), [0, 2, 1, 3]), [B * T, nh * D]);
     return this.linear(`${p}.o_proj`, merged, this.attnBias.has('o_proj'), opts) as tf.Tensor2D;
   }
 
   /** softmax(scores·scale + causal mask) over the last axis of [B, kv, rep·T, T] scores (row r sees columns ≤ r mod T). */
-  private causalSoftmax(scores: tf.Tensor, scale: number, rep: number, T: number, masks: Map<number, tf.Tensor2D>): tf.Tensor {
+  private causalSoftmax(scores: tf.Tensor, scale: number, rep: number, T: number, masks: Map<number, tf.Tensor2D>, keep: boolean): tf.Tensor {
     let mask = masks.get(rep);
     if (!mask) {
       const m = new Float32Array(rep * T * T);
       for (let r = 0; r < rep * T; r++) for (let c = (r % T) + 1; c < T; c++) m[r * T + c] = MASK_VALUE;
       mask = tf.tensor2d(m, [rep * T, T]);
+      // Made inside one layer's scope and reused by the next layers; the forward disposes it.
+      if (keep) tf.keep(mask);
       masks.set(rep, mask);
     }
     return tf.softmax(tf.add(tf.mul(scores, scale), mask), -1);
@@ -352,11 +359,26 @@ export class LlamaModel {
     for (let j = 0; j < h; j++) { r[(j + h) * D + j] = -1; r[j * D + j + h] = 1; }
     const rope = { rot: tf.tensor2d(r, [D, D]), cos: tf.tensor3d(cos, [T, 1, D]), sin: tf.tensor3d(sin, [T, 1, D]) };
     const masks = new Map<number, tf.Tensor2D>();
+    // Without a gradient tape nothing needs a layer's intermediates once it is done: freeing them layer by layer keeps
+    // a forward's GPU working set at one layer's activations. Held to the end of an outer tidy, a 7B forward's
+    // thousands of intermediates (GBs) overflow the bounded buffer pool, which is then emptied, and every batch
+    // allocates its buffers anew (measured on the H200: most of the wall time of a perplexity batch).
+    const inference = !tapeRecording();
     let x = this.embed(tf.reshape(ids, [B * T]) as tf.Tensor1D);
-    for (let i = 0; i < this.config.numHiddenLayers; i++) {
-      const pre = `model.layers.${i}`;
-      x = tf.add(x, this.attention(i, this.rmsNorm(x, `${pre}.input_layernorm.weight`) as tf.Tensor2D, B, T, rope, masks, opts));
-      x = tf.add(x, this.mlp(i, this.rmsNorm(x, `${pre}.post_attention_layernorm.weight`) as tf.Tensor2D, opts));
+    try {
+      for (let i = 0; i < this.config.numHiddenLayers; i++) {
+        const pre = `model.layers.${i}`;
+        const input = x;
+        const layer = (): tf.Tensor2D => {
+          const h = tf.add(input, this.attention(i, this.rmsNorm(input, `${pre}.input_layernorm.weight`) as tf.Tensor2D, B, T, rope, masks, opts, inference));
+          return tf.add(h, this.mlp(i, this.rmsNorm(h, `${pre}.post_attention_layernorm.weight`) as tf.Tensor2D, opts)) as tf.Tensor2D;
+        };
+        x = inference ? tf.tidy(layer) : layer();
+        if (inference) input.dispose();
+      }
+    } finally {
+      // Kept masks (inference) outlive the layer scopes that made them.
+      if (inference) for (const m of masks.values()) m.dispose();
     }
     return this.rmsNorm(x, 'model.norm.weight') as tf.Tensor2D;
   }
