@@ -9,6 +9,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { LopperError } from '../errors/lopper-error.js';
 import type { BackendErrorCode } from './error-codes.js';
 import { registerMixedPrecisionKernels, type MixedPrecisionStatus } from './kernels/register.js';
+import { registerF32MatMul } from './kernels/matmul-f32.js';
 import { setFusedOpsEnabled } from './kernels/fused-ops.js';
 
 export type Precision = 'float32' | 'mixed';
@@ -230,6 +231,7 @@ async function createState(precision: Precision, extraToggles: string[]): Promis
   };
   const backend = new WebGPUBackend(device, adapter.info);
   guardReads(backend);
+  meterBuffers(backend);
   if (tf.findBackendFactory('webgpu') !== null || tf.findBackend('webgpu') !== null) tf.removeBackend('webgpu');
   tf.registerBackend('webgpu', () => backend, 3);
   if (!(await tf.setBackend('webgpu'))) {
@@ -254,6 +256,7 @@ async function createState(precision: Precision, extraToggles: string[]): Promis
     dawnToggles: toggles,
     notes,
   };
+  registerF32MatMul();
   if (precision === 'mixed') {
     info.mixed = await registerMixedPrecisionKernels(device, info);
     if (!info.mixed.tensorCores) notes.push(`precision mixed: matmuls stay on tfjs's float32 kernels (${info.mixed.reason}); the fused float32 kernels are used`);
@@ -261,6 +264,66 @@ async function createState(precision: Precision, extraToggles: string[]): Promis
   // A device created for float32 after a mixed one (disposeWebGpu, initWebGpu) must get the composite ops back.
   setFusedOpsEnabled(precision === 'mixed');
   return { info, device, gpu };
+}
+
+interface MeteredBufferManager {
+  numBytesUsed: number;
+  numBytesAllocated: number;
+  acquireBuffer(...args: unknown[]): GPUBuffer;
+}
+
+/** Buffers handed out since the last boundBufferPool() call (see there). */
+let usedSinceBound = new WeakSet<GPUBuffer>();
+
+/** High-water marks of tfjs's GPU buffers, one per open meter (a stage's, and a phase's inside it). */
+interface Peaks { inUse: number; allocated: number }
+const openMeters = new Set<Peaks>();
+
+/**
+ * Every tensor buffer comes from the buffer manager's acquireBuffer(), so the bytes in use and pooled peak right after
+ * one returns: recording there catches the peak inside a forward pass, not only between batches.
+ */
+function meterBuffers(backend: tf.KernelBackend): void {
+  const manager = (backend as unknown as { bufferManager: MeteredBufferManager }).bufferManager;
+  const acquire = manager.acquireBuffer.bind(manager);
+  manager.acquireBuffer = (...args: unknown[]) => {
+    const buffer = acquire(...args);
+    usedSinceBound.add(buffer);
+    for (const peaks of openMeters) {
+      if (manager.numBytesUsed > peaks.inUse) peaks.inUse = manager.numBytesUsed;
+      if (manager.numBytesAllocated > peaks.allocated) peaks.allocated = manager.numBytesAllocated;
+    }
+    return buffer;
+  };
+}
+
+export interface GpuUsage {
+  /** Peak bytes of live GPU buffers (tensors, staging) while the meter was open. */
+  peakInUseBytes: number;
+  /** Peak bytes tfjs held on the GPU, live plus pooled for reuse. */
+  peakPooledBytes: number;
+  /** Compute pipelines compiled while the meter was open (one per new shader key). */
+  pipelinesCompiled: number;
+}
+
+function pipelineCount(): number {
+  const cache = (tf.backend() as unknown as { pipelineCache?: Record<string, unknown> }).pipelineCache;
+  return cache ? Object.keys(cache).length : 0;
+}
+
+/** Opens a meter of GPU memory and shader compiles; stop() closes it. Null when WebGPU is not the active backend. */
+export function openGpuMeter(): { stop(): GpuUsage } | null {
+  if (!state || tf.getBackend() !== 'webgpu') return null;
+  const { inUse, allocated } = gpuMemory();
+  const peaks: Peaks = { inUse: inUse ?? 0, allocated: allocated ?? 0 };
+  const pipelines = pipelineCount();
+  openMeters.add(peaks);
+  return {
+    stop() {
+      openMeters.delete(peaks);
+      return { peakInUseBytes: peaks.inUse, peakPooledBytes: peaks.allocated, pipelinesCompiled: pipelineCount() - pipelines };
+    },
+  };
 }
 
 /**
@@ -490,13 +553,42 @@ export function assertBindable(what: string, bytes: number): void {
   }
 }
 
+
 /**
- * Frees tfjs's pooled (idle) GPU buffers when they exceed `maxIdleBytes`. tfjs pools a released buffer by its exact
- * size and reuses it only for that size, so a loop over varying shapes (zero-shot questions, training batches)
- * grows the pool until the device runs out of memory; loops call this between batches to keep it bounded.
+ * Bounds tfjs's pooled (idle) GPU buffers between batches. tfjs pools a released buffer by its exact size and reuses
+ * it only for that size, so a loop over varying shapes (zero-shot questions, training batches) grows the pool until
+ * the device runs out of memory. Past `maxIdleBytes` idle, the pooled buffers that nothing has used since the previous
+ * call are destroyed; buffers the batches since then used stay pooled. A loop of one shape — a
+ * training run, perplexity windows — thus keeps its whole working set however large (destroying and recreating tens
+ * of GB each step cost seconds a step on the H200), while sizes a loop stopped using are freed one batch later.
+ * Returns the bytes released.
  */
 export async function boundBufferPool(maxIdleBytes: number): Promise<number> {
   const { inUse, allocated } = gpuMemory();
-  if (inUse === null || allocated === null || allocated - inUse <= maxIdleBytes) return 0;
-  return releaseFreeGpuBuffers();
+  if (!state || inUse === null || allocated === null) return 0;
+  const manager = (tf.backend() as unknown as {
+    bufferManager: { freeBuffers: Map<string, GPUBuffer[]>; numFreeBuffers: number; numBytesAllocated: number };
+  }).bufferManager;
+  const used = usedSinceBound;
+  usedSinceBound = new WeakSet<GPUBuffer>();
+  if (allocated - inUse <= maxIdleBytes) return 0;
+  flushBackend();
+  await state.device.queue.onSubmittedWorkDone();
+  let released = 0;
+  for (const [key, buffers] of manager.freeBuffers) {
+    const kept: GPUBuffer[] = [];
+    for (const b of buffers) {
+      if (used.has(b)) {
+        kept.push(b);
+      } else {
+        released += b.size;
+        b.destroy();
+      }
+    }
+    manager.numFreeBuffers -= buffers.length - kept.length;
+    // Keep the key even when empty: tfjs's releaseBuffer() treats an empty map as "already disposed".
+    manager.freeBuffers.set(key, kept);
+  }
+  manager.numBytesAllocated -= released;
+  return released;
 }

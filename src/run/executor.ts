@@ -5,6 +5,7 @@ import { createHash } from 'node:crypto';
 import { LopperError, StageCancelled } from '../errors/lopper-error.js';
 import type { Plan, PlannedStage } from '../plan/types.js';
 import type { DatasetSpec, ModelRef, ProgressReporter, StageContext, StageModule } from '../stages/types.js';
+import { openMeter } from '../backend/meter.js';
 import { ensureBackend, withDeviceChecks, type BackendInfo } from './backend-init.js';
 import { deviceSlot, Slot, stageResource } from './device-slot.js';
 import { missReasons } from './explain.js';
@@ -253,11 +254,14 @@ export class Execution {
         const startedAt = new Date();
         const t = performance.now();
         const rss = rssSampler();
+        const meter = await openMeter();
         let result;
         try {
           result = await withDeviceChecks(backend, id, () => module.run(ctx));
         } finally {
           outcome.peakRssBytes = rss.stop();
+          const gpu = meter.stop().gpu;
+          if (gpu) outcome.gpu = gpu;
         }
         controller.signal.throwIfAborted();
         outcome.wallMs = Math.round(performance.now() - t);
@@ -265,7 +269,7 @@ export class Execution {
         outcome.summary = result?.summary;
         await store.commit(tmp, {
           version: 1, key: stage.key, stageId: id, kind: stage.kind, keyInputs: stage.keyInputs, runId: this.runId,
-          createdAt: new Date().toISOString(), wallMs: outcome.wallMs, peakRssBytes: outcome.peakRssBytes,
+          createdAt: new Date().toISOString(), wallMs: outcome.wallMs, peakRssBytes: outcome.peakRssBytes, gpu: outcome.gpu,
           backend: backend && { backend: backend.backend, adapter: backend.adapter }, summary: result?.summary,
         }, decision.forced);
         tmp = undefined;

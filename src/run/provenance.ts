@@ -1,4 +1,5 @@
 // Provenance: a run record per run (in <store>/runs/) and a deterministic lockfile next to the recipe.
+import type { GpuUsage } from '../backend/meter.js';
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { mkdir, readdir, readFile, rename, writeFile } from 'node:fs/promises';
@@ -60,7 +61,7 @@ export interface RunRecord {
   };
   stages: Record<string, {
     kind: string; status: StageStatus; key: string; output: string; reasons: string[];
-    startedAt?: string; wallMs?: number; peakRssBytes?: number; summary?: Record<string, unknown>; error?: string;
+    startedAt?: string; wallMs?: number; peakRssBytes?: number; gpu?: GpuUsage; summary?: Record<string, unknown>; error?: string;
   }>;
   peakRssBytes: number;
   /** metrics.json of every evaluate stage, by stage id. */
@@ -87,11 +88,12 @@ export async function buildRunRecord(result: RunResult, store: Store, extra: { s
     const o = result.stages[s.id];
     if (!o) continue;
     let { wallMs, peakRssBytes, summary, startedAt } = o;
+    const { gpu } = o;
     if (o.status === 'cached') {
       const meta = await store.readMeta(s.key);
       summary ??= meta?.summary;
     }
-    stages[s.id] = { kind: s.kind, status: o.status, key: s.key, output: o.output, reasons: o.reasons, startedAt, wallMs, peakRssBytes, summary, error: o.error };
+    stages[s.id] = { kind: s.kind, status: o.status, key: s.key, output: o.output, reasons: o.reasons, startedAt, wallMs, peakRssBytes, gpu, summary, error: o.error };
     if (s.outputKind === 'metrics' && (o.status === 'ran' || o.status === 'cached')) {
       try {
         metrics[s.id] = JSON.parse(await readFile(join(o.output, 'metrics.json'), 'utf8'));

@@ -6,6 +6,7 @@
 //   <store>/file-hashes.json           the file-hash memo (file-hash.ts)
 //   <store>/plans/<id>.json            the plan cache (plan-cache.ts)
 // The rename is the commit point: a directory under out/ is always complete, so nothing half-written is ever read.
+import type { GpuUsage } from '../backend/meter.js';
 import { existsSync } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, stat, unlink, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -25,6 +26,7 @@ export interface StageMeta {
   createdAt: string;
   wallMs: number;
   peakRssBytes: number;
+  gpu?: GpuUsage;
   backend?: { backend: string; adapter?: string };
   summary?: Record<string, unknown>;
   /** Digest of the output files (excluding this meta file): equal outputs, equal digests. */

@@ -2,6 +2,7 @@
 // renderers subscribe to.
 import type { Plan } from '../plan/types.js';
 import type { StageModule } from '../stages/types.js';
+import type { GpuUsage } from '../backend/meter.js';
 import type { LoadRecord, ModelResidency } from '../model/residency.js';
 import type { BackendInfo, BackendInit } from './backend-init.js';
 
@@ -30,6 +31,8 @@ export interface StageOutcome {
   startedAt?: string;
   wallMs?: number;
   peakRssBytes?: number;
+  /** On WebGPU: peak GPU bytes in use and pooled while the stage ran, and the shaders it compiled. */
+  gpu?: GpuUsage;
   summary?: Record<string, unknown>;
   error?: string;
 }

@@ -13,6 +13,7 @@ import { perplexity, perplexityIds, perplexityText, type PerplexityResult } from
 import { zeroShot, type ZeroShotResult } from '../eval/zero-shot.js';
 import { resolveTemplate, type Template, type TemplateSpec } from '../eval/templates.js';
 import { forwardMacs, measureTokensPerSecond } from '../eval/speed.js';
+import { metered, openMeter, usageJson } from '../backend/meter.js';
 import { formatTable, type MetricsFile, type ModelMetrics, type TaskInfo } from '../eval/report.js';
 import type { DatasetSpec, StageContext, StageModule } from './types.js';
 
@@ -159,6 +160,7 @@ async function run(ctx: StageContext) {
       tokens_per_second: 0,
     };
     const details: Record<string, unknown> = { perplexity: {}, zero_shot: {} };
+    const modelMeter = await openMeter();
     try {
       for (const [i, spec] of pplSpecs.entries()) {
         const ppl = params.perplexity!;
@@ -172,26 +174,29 @@ async function run(ctx: StageContext) {
         if (ppl.seq_len > loaded.config.maxPositionEmbeddings) {
           ctx.log(`warning: perplexity seq_len ${ppl.seq_len} exceeds ${ref}'s max_position_embeddings ${loaded.config.maxPositionEmbeddings}`);
         }
-        const result: PerplexityResult = await withProgress(ctx, `${ref} ${spec.name} windows`, (onProgress) =>
+        const { value: result, usage } = await metered((): Promise<PerplexityResult> => withProgress(ctx, `${ref} ${spec.name} windows`, (onProgress) =>
           perplexity(model, ids!, { seqLen: ppl.seq_len, batchSize: ppl.batch_size, limit: ppl.limit, signal: ctx.signal, onProgress }),
-        );
+        ));
         entry.perplexity[spec.name] = result.perplexity;
         (details.perplexity as Record<string, unknown>)[spec.name] = {
           nll: result.nll, tokens: result.tokens, windows: result.windows, windows_available: result.windowsAvailable, ids: result.ids,
+          ...usageJson(usage),
         };
         ctx.log(`${ref}: ${spec.name} perplexity ${result.perplexity.toFixed(4)} (${result.windows} windows of ${ppl.seq_len})`);
       }
       for (const task of tasks) {
-        const result: ZeroShotResult = await withProgress(ctx, `${ref} ${task.name} questions`, (onProgress) =>
+        const { value: result, usage } = await metered((): Promise<ZeroShotResult> => withProgress(ctx, `${ref} ${task.name} questions`, (onProgress) =>
           zeroShot(model, tokenizer, task.records, task.template, {
             batchSize: params.zero_shot!.batch_size,
             maxLength: loaded.config.maxPositionEmbeddings,
             signal: ctx.signal,
             onProgress,
           }),
-        );
+        ));
         entry.zero_shot[task.name] = result.acc_norm === undefined ? { acc: result.acc } : { acc: result.acc, acc_norm: result.acc_norm };
-        (details.zero_shot as Record<string, unknown>)[task.name] = { questions: result.questions, prefix_mismatches: result.prefixMismatches, shared_context: result.sharedContext };
+        (details.zero_shot as Record<string, unknown>)[task.name] = {
+          questions: result.questions, prefix_mismatches: result.prefixMismatches, shared_context: result.sharedContext, ...usageJson(usage),
+        };
         ctx.log(
           `${ref}: ${task.name} acc ${result.acc.toFixed(4)}` +
             (result.acc_norm === undefined ? '' : ` acc_norm ${result.acc_norm.toFixed(4)}`) +
@@ -200,12 +205,15 @@ async function run(ctx: StageContext) {
       }
       ctx.progress.note(`${ref}: measuring tokens/s`);
       ctx.signal.throwIfAborted();
-      const speed = await measureTokensPerSecond(model, {
+      const { value: speed, usage } = await metered(() => measureTokensPerSecond(model, {
         seqLen: params.speed.seq_len, batchSize: params.speed.batch_size, iterations: params.speed.iterations, vocabSize: loaded.config.vocabSize,
-      });
+      }));
       entry.tokens_per_second = speed.tokensPerSecond;
-      details.speed = { tokens: speed.tokens, seconds: speed.seconds };
+      // seconds: the timed passes; phase: with the warm-up pass and its shader compiles.
+      details.speed = { tokens: speed.tokens, seconds: speed.seconds, phase: usageJson(usage) };
+      details.usage = usageJson(modelMeter.stop());
     } catch (e) {
+      modelMeter.stop();
       throw cancelled(ctx, e);
     } finally {
       lease.release();
