@@ -3,7 +3,7 @@
 # ../shared/device/baselines/torch_pipeline.py, then the same work through `lopper run` (float32, then mixed as a
 # second recipe instance), a cached rerun, and the LoRA recipe; results and logs under $OUT.
 # Needs .device (../shared/device/prepare.sh), dist and .devdata (see bench/README.md).
-#   usage: bash bench/pipeline/run.sh PARTS   (comma list: torch,float32,cached,mixed,lora)
+#   usage: bash bench/pipeline/run.sh PARTS   (comma list: torch,probe,float32,cached,mixed,lora,uniform)
 set -u
 parts=",${1:-torch,float32,cached,lora},"
 has() { [[ $parts == *",$1,"* ]]; }
@@ -12,15 +12,31 @@ step() { echo "=== $(date +%T) $*" | tee -a "$log"; }
 source .device/gpu-env.sh >>"$log" 2>&1
 export TOKENIZER_FROM=.devdata/stories260K-hf
 M=/tmp/m7b
-step make_model
-python3 .devdata/baselines/make_model.py $M >>"$log" 2>&1; echo "rc=$?" | tee -a "$log"
-du -sh $M >>"$log"
+if [[ $parts != ",profile," ]]; then
+  step make_model
+  python3 .devdata/baselines/make_model.py $M >>"$log" 2>&1; echo "rc=$?" | tee -a "$log"
+  du -sh $M >>"$log"
+fi
 if has torch; then
   step torch_pipeline
   /usr/bin/time -v python3 .devdata/baselines/torch_pipeline.py $M .devdata/tinystories_val_first.txt .devdata/ARC-Easy.jsonl /tmp/torch-pruned \
     >"$OUT/torch_pipeline.json" 2>"$OUT/torch_pipeline.err"; echo "rc=$?" | tee -a "$log"
   grep -E "Maximum resident|Elapsed" "$OUT/torch_pipeline.err" | tee -a "$log"
   rm -rf /tmp/torch-pruned
+fi
+if has profile; then
+  for p in float32 mixed; do
+    step "forward profile $p"
+    timeout 120 node --import tsx bench/forward-profile.ts $p >"$OUT/profile-$p.json" 2>"$OUT/profile-$p.err"; echo "rc=$?" | tee -a "$log"
+  done
+  step "forward profile float32, tfjs's matmul"
+  LOPPER_F32_MATMUL=tfjs timeout 120 node --import tsx bench/forward-profile.ts float32 >"$OUT/profile-float32-tfjs.json" 2>"$OUT/profile-float32-tfjs.err"; echo "rc=$?" | tee -a "$log"
+fi
+if has probe; then
+  for p in float32 mixed; do
+    step "load/forward probe $p"
+    timeout 150 node --import tsx bench/load-probe.ts $M $p >"$OUT/probe-$p.json" 2>"$OUT/probe-$p.err"; echo "rc=$?" | tee -a "$log"
+  done
 fi
 lopper() {  # name, then lopper arguments
   local name=$1; shift

@@ -1,0 +1,45 @@
+// Per-kernel GPU time of one log-prob forward (tf.profile with WebGPU timestamp queries) on a random model of the
+// pipeline benchmark's shape (make_model.py: Llama-3-8B layers, 512-token vocabulary), for a few batch shapes.
+//   usage: node --import tsx bench/forward-profile.ts [float32|mixed] > profile.json
+import * as tf from '@tensorflow/tfjs-core';
+import { initBackend } from '../src/backend/index.js';
+import { batchTokenLogProbs } from '../src/eval/log-probs.js';
+import { deviceRandomModel } from './device-model.js';
+import type { LlamaConfig } from '../src/model/types.js';
+
+const precision = (process.argv[2] ?? 'float32') as 'float32' | 'mixed';
+await initBackend('webgpu', { precision });
+const nLayers = Number(process.env.PROFILE_LAYERS ?? 32);
+const layers = Array.from({ length: nLayers }, () => ({ numAttentionHeads: 32, numKeyValueHeads: 8, intermediateSize: Number(process.env.PROFILE_MLP ?? 14336) }));
+const config: LlamaConfig = {
+  hiddenSize: 4096, vocabSize: 512, headDim: 128, numHiddenLayers: nLayers, layers, rmsNormEps: 1e-5, ropeTheta: 500000,
+  maxPositionEmbeddings: 2048, tieWordEmbeddings: false, attentionBias: false, mlpBias: false, bosTokenId: 1, eosTokenId: 2,
+} as LlamaConfig;
+const model = deviceRandomModel(config, 1);
+const rows = (B: number, T: number) => Array.from({ length: B }, (_, b) => Int32Array.from({ length: T }, (_, i) => (b * 31 + i * 7 + 1) % 500));
+const out: Record<string, unknown> = { precision, shapes: [] };
+for (const [B, T] of [[1, 128], [4, 128], [16, 45]] as const) {
+  await batchTokenLogProbs(model, rows(B, T));
+  let t = performance.now();
+  await batchTokenLogProbs(model, rows(B, T));
+  const warm = (performance.now() - t) / 1000;
+  t = performance.now();
+  const info = await tf.profile(async () => { await batchTokenLogProbs(model, rows(B, T)); });
+  const profiledWall = (performance.now() - t) / 1000;
+  const byKernel = new Map<string, { ms: number; n: number }>();
+  let timedMs = 0;
+  for (const k of info.kernels) {
+    const ms = Number(await (k.kernelTimeMs as unknown as Promise<number> | number)) || 0;
+    timedMs += ms;
+    const key = `${k.name} ${JSON.stringify(k.inputShapes)}`;
+    const e = byKernel.get(key) ?? { ms: 0, n: 0 };
+    e.ms += ms; e.n++;
+    byKernel.set(key, e);
+  }
+  const top = [...byKernel].sort((a, b) => b[1].ms - a[1].ms).slice(0, 30).map(([k, v]) => ({ kernel: k, ms: Number(v.ms.toFixed(2)), n: v.n }));
+  const entry = { shape: [B, T], warm_s: warm, profiled_wall_s: profiledWall, kernels: info.kernels.length, timed_ms: Number(timedMs.toFixed(1)), top };
+  (out.shapes as unknown[]).push(entry);
+  console.error(JSON.stringify({ shape: [B, T], warm, kernels: info.kernels.length, timedMs }));
+}
+console.log(JSON.stringify(out, null, 1));
+process.exit(0);
