@@ -1,6 +1,6 @@
 // A recipe's YAML text parsed with source positions, and the lookup from a data path (['stages', 'pruned',
 // 'ratio']) to the line and column of its key or value. Every user error about a recipe is located through here.
-import { LineCounter, isMap, isPair, isScalar, isSeq, parseDocument } from 'yaml';
+import { LineCounter, Parser, isMap, isPair, isScalar, isSeq, parseDocument } from 'yaml';
 import type { Document, Node, Pair } from 'yaml';
 import { LopperError } from '../errors/lopper-error.js';
 import type { SourceLocation } from '../errors/lopper-error.js';
@@ -33,7 +33,7 @@ export function parseSource(text: string, file: string): ParsedSource {
   // it (a stray `{` turns the rest of the line into "unexpected" tokens): report the first one only.
   const first = doc.errors[0];
   if (first) {
-    const [start, end] = first.pos;
+    const [start, end] = /missing closing ["']quote/i.test(first.message) ? unclosedQuote(text) ?? first.pos : first.pos;
     const location = rangeLocation(source, start, end);
     const line = text.split(/\r?\n/)[(location.line ?? 1) - 1] ?? '';
     const hint = /[^"']\$\{/.test(line) && /[{[]/.test(line.replace(/\$\{[^}]*\}/g, ''))
@@ -48,6 +48,40 @@ export function parseSource(text: string, file: string): ParsedSource {
   collectDuplicateKeys(source, doc.contents, [], errors);
   const data = errors.length > 0 ? undefined : doc.toJS({ maxAliasCount: 1000 });
   return { source, data, errors };
+}
+
+/**
+ * Where the first quoted scalar without its closing quote starts. yaml reports the error where it gave up, at the
+ * end of the file, but the user needs the line of the opening quote.
+ */
+function unclosedQuote(text: string): [number, number] | undefined {
+  let found: [number, number] | undefined;
+  const visit = (node: unknown): void => {
+    if (found || node === null || typeof node !== 'object') return;
+    if (Array.isArray(node)) { node.forEach(visit); return; }
+    const token = node as { type?: string; offset?: number; source?: string };
+    if ((token.type === 'double-quoted-scalar' || token.type === 'single-quoted-scalar') && typeof token.offset === 'number' && typeof token.source === 'string') {
+      const closed = quotedScalarClosed(token.source);
+      if (!closed) { found = [token.offset, token.offset + 1]; return; }
+    }
+    for (const value of Object.values(node)) visit(value);
+  };
+  for (const token of new Parser().parse(text)) visit(token);
+  return found;
+}
+
+/** Whether a quoted scalar's source ends with its closing quote ('' escapes ' in single quotes, \\ escapes in double). */
+function quotedScalarClosed(source: string): boolean {
+  const quote = source[0];
+  for (let i = 1; i < source.length; i++) {
+    const c = source[i];
+    if (quote === '"' && c === '\\') i++;
+    else if (c === quote) {
+      if (quote === "'" && source[i + 1] === "'") i++;
+      else return i === source.length - 1;
+    }
+  }
+  return false;
 }
 
 function yamlMessage(message: string): string {
