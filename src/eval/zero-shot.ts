@@ -21,6 +21,8 @@ export interface EncodedRequest {
   length: number;
   /** Whether BOS + encode(context) is a prefix of BOS + encode(context + continuation). */
   prefixMatched: boolean;
+  /** Whether context + continuation was longer than the model context and lost its first ids. */
+  truncated: boolean;
 }
 
 /**
@@ -44,14 +46,14 @@ export function encodeRequest(tokenizer: Tokenizer, request: ChoiceRequest, maxL
     );
   }
   let ids = [...contextIds, ...continuationIds];
-  // lm-eval keeps the last max_length tokens; the continuation must fit with at least one token before it.
-  if (ids.length > maxLength) {
-    if (continuationIds.length > maxLength - 1) {
-      throw new LopperError('LP5010', `a continuation of ${continuationIds.length} tokens does not fit in a context of ${maxLength} positions`);
-    }
-    ids = ids.slice(ids.length - maxLength);
-  }
-  return { ids, start: ids.length - continuationIds.length, length: continuationIds.length, prefixMatched };
+  // lm-evaluation-harness's _loglikelihood_tokens: the model reads the last max_length + 1 ids minus the last (so
+  // every output position sees at most max_length ids) and the continuation is scored over its last
+  // min(len, max_length) ids. Feeding the max_length + 1 ids whole is the same: the causal outputs used never see
+  // the last id.
+  const truncated = ids.length > maxLength + 1;
+  if (truncated) ids = ids.slice(ids.length - (maxLength + 1));
+  const length = Math.min(continuationIds.length, ids.length - 1);
+  return { ids, start: ids.length - length, length, prefixMatched, truncated };
 }
 
 /** Character length as Python's len(): code points, not UTF-16 units. */
@@ -79,7 +81,7 @@ export function predictions(scores: readonly number[], continuations: readonly s
 export interface ZeroShotOptions {
   /** Sequences (choices) per forward pass; the choices of one question always share a batch. */
   batchSize: number;
-  /** Model context length: longer sequences keep their last `maxLength` ids. */
+  /** Model context length: longer requests are left-truncated as lm-evaluation-harness does (encodeRequest). */
   maxLength?: number;
   signal?: AbortSignal;
   onProgress?: (questionsDone: number, questionsTotal: number) => void;
@@ -92,6 +94,8 @@ export interface ZeroShotResult {
   questions: number;
   /** Requests whose context ids were not a prefix of the whole's ids (see encodeRequest). */
   prefixMismatches: number;
+  /** Requests longer than the model context, left-truncated. */
+  truncated: number;
   /** Per question, Σ log p of each choice's continuation. */
   scores: number[][];
   /** Questions scored with one context pass for all their one-token choices. */
@@ -229,6 +233,7 @@ export async function zeroShot(
     acc: accHits / n,
     questions: questions.length,
     prefixMismatches: questions.reduce((m, q) => m + q.encoded.filter((e) => !e.prefixMatched).length, 0),
+    truncated: questions.reduce((m, q) => m + q.encoded.filter((e) => e.truncated).length, 0),
     scores,
     sharedContext: sharedIndex.length,
   };

@@ -13,6 +13,7 @@ export const planErrorCodes = {
   LP2009: { code: 'LP2009', name: 'MatrixJoinEmpty', title: 'Matrix-expanded inputs of a stage have no combination in common' },
   LP2010: { code: 'LP2010', name: 'WrongDatasetFormat', title: 'A dataset of the wrong format is used' },
   LP2011: { code: 'LP2011', name: 'ModelConfigUnreadable', title: 'A model\'s config.json or header cannot be read' },
+  LP2012: { code: 'LP2012', name: 'WindowBeyondContext', title: 'Perplexity windows are longer than a model\'s context' },
 } satisfies Record<string, ErrorInfo>;
 
 export type PlanErrorCode = keyof typeof planErrorCodes;

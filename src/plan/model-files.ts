@@ -124,3 +124,31 @@ export function isFile(path: string): boolean {
 export function isDirectory(path: string): boolean {
   try { return statSync(path).isDirectory(); } catch { return false; }
 }
+
+/** Positions the model was built for: config.json's max_position_embeddings (hf) or the llama2.c header's seq_len. */
+export function modelContextLength(entry: ModelEntrySpec, recipeDir: string): number | undefined {
+  const format = modelFormat(entry);
+  const path = resolve(recipeDir, entry.path);
+  try {
+    if (format === 'hf') {
+      const config = join(path, 'config.json');
+      if (!isFile(config)) return undefined;
+      const n = (JSON.parse(readFileSync(config, 'utf8')) as { max_position_embeddings?: unknown }).max_position_embeddings;
+      return typeof n === 'number' && Number.isInteger(n) && n > 0 ? n : undefined;
+    }
+    if (format === 'llama2c' && isFile(path)) {
+      const fd = openSync(path, 'r');
+      try {
+        const header = Buffer.alloc(28);
+        if (readSync(fd, header, 0, 28, 0) < 28) return undefined;
+        const n = header.readInt32LE(24);
+        return n > 0 ? n : undefined;
+      } finally {
+        closeSync(fd);
+      }
+    }
+  } catch {
+    // unreadable configs are reported by modelLayerCount's caller
+  }
+  return undefined;
+}

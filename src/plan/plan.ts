@@ -14,7 +14,7 @@ import type { Backend, Plan, PlannedStage } from './types.js';
 import { findCycles, topologicalOrder } from './graph.js';
 import { refUses, resolveRef } from './references.js';
 import type { RefTarget, RefUse, StageInfo } from './references.js';
-import { isFile, modelFiles, modelLayerCount } from './model-files.js';
+import { isFile, modelFiles, modelLayerCount, modelContextLength } from './model-files.js';
 import type { ModelFiles } from './model-files.js';
 import { stageKey } from './keys.js';
 import type { KeyInputs } from './keys.js';
@@ -254,9 +254,42 @@ export function checkRecipe(resolved: ResolvedRecipe, options: CheckOptions = {}
     }
     return {};
   };
+  // Positions a model can attend over: pruning and LoRA keep its base's; a trained model has its config's.
+  const contextLength = (ref: string, seen: Set<string> = new Set()): { positions?: number; from?: string } => {
+    if (seen.has(ref)) return {};
+    seen.add(ref);
+    if (ref in models) {
+      const n = modelContextLength(models[ref] as ModelEntry, resolved.dir);
+      return n !== undefined ? { positions: n, from: `model "${ref}"` } : {};
+    }
+    const t = templates.get(ref);
+    const p = t?.variants[0]?.params as Record<string, any> | undefined;
+    if (!t || !p) return {};
+    if (t.kind === 'train') return { positions: p.config?.max_position_embeddings ?? 2048, from: `stage "${ref}" (config.max_position_embeddings)` };
+    if (t.kind === 'lora-finetune') return contextLength(String(p.model), seen);
+    if (t.kind === 'prune') {
+      const agg = templates.get(String(p.importance))?.variants[0]?.params as Record<string, any> | undefined;
+      const score = agg ? templates.get(String(agg.scores))?.variants[0]?.params as Record<string, any> | undefined : undefined;
+      const group = score ? templates.get(String(score.groups))?.variants[0]?.params as Record<string, any> | undefined : undefined;
+      return group ? contextLength(String(group.model), seen) : {};
+    }
+    return {};
+  };
   for (const t of resolved.stages) {
     for (const v of t.variants) {
       const p = v.params as unknown as Record<string, any>;
+      if (t.kind === 'evaluate' && typeof p.perplexity?.seq_len === 'number' && Array.isArray(p.models)) {
+        for (const ref of p.models as unknown[]) {
+          const c = contextLength(String(ref));
+          if (c.positions !== undefined && p.perplexity.seq_len > c.positions) {
+            errors.push(new LopperError('LP2012', `perplexity.seq_len ${p.perplexity.seq_len} is longer than the ${c.positions} positions of ${c.from} (evaluated as "${ref}")`, {
+              location: stageValueLocation(resolved, t.id, v, ['perplexity', 'seq_len']),
+              hint: `windows longer than the model's context give meaningless perplexities; use seq_len ≤ ${c.positions}`,
+            }));
+            break;
+          }
+        }
+      }
       if (t.kind === 'group') {
         const mode = p.mode as string;
         const ranges: [DataPath, unknown][] = [[['attention', 'layers'], p.attention?.layers], [['mlp', 'layers'], p.mlp?.layers], [['layers'], p.layers]];

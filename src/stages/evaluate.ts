@@ -195,12 +195,14 @@ async function run(ctx: StageContext) {
         ));
         entry.zero_shot[task.name] = result.acc_norm === undefined ? { acc: result.acc } : { acc: result.acc, acc_norm: result.acc_norm };
         (details.zero_shot as Record<string, unknown>)[task.name] = {
-          questions: result.questions, prefix_mismatches: result.prefixMismatches, shared_context: result.sharedContext, ...usageJson(usage),
+          questions: result.questions, prefix_mismatches: result.prefixMismatches, truncated_requests: result.truncated,
+          shared_context: result.sharedContext, ...usageJson(usage),
         };
         ctx.log(
           `${ref}: ${task.name} acc ${result.acc.toFixed(4)}` +
             (result.acc_norm === undefined ? '' : ` acc_norm ${result.acc_norm.toFixed(4)}`) +
-            ` (${result.questions} questions${result.prefixMismatches ? `, ${result.prefixMismatches} context/continuation token merges` : ''})`,
+            ` (${result.questions} questions${result.prefixMismatches ? `, ${result.prefixMismatches} context/continuation token merges` : ''}` +
+            `${result.truncated ? `, ${result.truncated} requests left-truncated to the ${loaded.config.maxPositionEmbeddings}-position context` : ''})`,
         );
       }
       ctx.progress.note(`${ref}: measuring tokens/s`);

@@ -46,19 +46,26 @@ test('when the context ids are not a prefix, the continuation is the tail after 
   const a = 3 + ('a'.charCodeAt(0) % 50);
   const y = 3 + ('y'.charCodeAt(0) % 50);
   const z = 3 + ('z'.charCodeAt(0) % 50);
-  assert.deepEqual(e, { ids: [1, x, a, y, z], start: 3, length: 2, prefixMatched: false });
+  assert.deepEqual(e, { ids: [1, x, a, y, z], start: 3, length: 2, prefixMatched: false, truncated: false });
   assert.throws(
     () => encodeRequest(mergingTokenizer, { context: 'xa', continuation: ' ' }),
     (err: unknown) => err instanceof LopperError && err.code === 'LP5006',
   );
 });
 
-test('sequences longer than the model context keep their last ids', () => {
+test('requests longer than the model context are left-truncated as lm-evaluation-harness does', () => {
   const tok = charTokenizer();
+  // BOS a b c d e f | g h with a context of 5: the model reads the last 6 ids (the 6th only as a target).
   const e = encodeRequest(tok, { context: 'abcdef', continuation: 'gh' }, 5);
-  assert.deepEqual(e.ids, tok.encode('defgh'));
-  assert.deepEqual([e.start, e.length], [3, 2]);
-  assert.throws(() => encodeRequest(tok, { context: 'a', continuation: 'bcdef' }, 5), (err: unknown) => err instanceof LopperError && err.code === 'LP5010');
+  assert.deepEqual(e.ids, tok.encode('cdefgh'));
+  assert.deepEqual([e.start, e.length, e.truncated], [4, 2, true]);
+  // Exactly max_length + 1 ids: nothing is cut (every scored position still sees at most 5 ids).
+  const whole = encodeRequest(tok, { context: 'abcd', continuation: 'e' }, 5);
+  assert.deepEqual([whole.ids.length, whole.truncated], [6, false]);
+  // A continuation longer than the context is scored over its last max_length ids.
+  const long = encodeRequest(tok, { context: 'a', continuation: 'bcdefgh' }, 5);
+  assert.deepEqual(long.ids, tok.encode('cdefgh'));
+  assert.deepEqual([long.start, long.length, long.truncated], [1, 5, true]);
 });
 
 test('character length counts code points; argmax takes the first maximum', () => {
