@@ -17,6 +17,10 @@ export interface MultipleChoiceRecord {
   label: number;
   /** 1-based line of the record in its file. */
   line: number;
+  /** BoolQ's passage, when the record carries one (the boolq template then uses lm-evaluation-harness's prompt). */
+  passage?: string;
+  /** HellaSwag's raw fields, when the record is in the dataset's own shape (the hellaswag template preprocesses them). */
+  hellaswag?: { activityLabel: string; ctxA: string; ctxB: string };
 }
 
 async function readText(path: string): Promise<string> {
@@ -69,6 +73,7 @@ export function multipleChoiceRecord(entry: JsonlLine, file: string): MultipleCh
   const { line, value } = entry;
   if (typeof value !== 'object' || value === null || Array.isArray(value)) throw invalid(file, line, 'the record is not a JSON object');
   const record = value as Record<string, unknown>;
+  if (record.question === undefined && Array.isArray(record.endings)) return hellaswagRecord(record, file, line);
   if (typeof record.question !== 'string') throw invalid(file, line, '"question" must be a string');
   const choices = record.choices;
   if (!Array.isArray(choices) || choices.length < 2) throw invalid(file, line, '"choices" must be an array of at least 2 strings');
@@ -81,6 +86,29 @@ export function multipleChoiceRecord(entry: JsonlLine, file: string): MultipleCh
   }
   const out: MultipleChoiceRecord = { question: record.question, choices: choices as string[], label, line };
   if (record.id !== undefined) out.id = String(record.id);
+  if (record.passage !== undefined) {
+    if (typeof record.passage !== 'string') throw invalid(file, line, '"passage" must be a string');
+    out.passage = record.passage;
+  }
+  return out;
+}
+
+/** A record in HellaSwag's own shape: {activity_label, ctx_a, ctx_b, endings, label} (label may be a string). */
+function hellaswagRecord(record: Record<string, unknown>, file: string, line: number): MultipleChoiceRecord {
+  for (const key of ['activity_label', 'ctx_a', 'ctx_b'] as const) {
+    if (typeof record[key] !== 'string') throw invalid(file, line, `a HellaSwag record needs "${key}" as a string`);
+  }
+  const endings = record.endings as unknown[];
+  if (endings.length < 2 || !endings.every((e) => typeof e === 'string')) throw invalid(file, line, '"endings" must be an array of at least 2 strings');
+  const label = typeof record.label === 'string' && /^\d+$/.test(record.label) ? Number(record.label) : record.label;
+  if (typeof label !== 'number' || !Number.isInteger(label) || label < 0 || label >= endings.length) {
+    throw invalid(file, line, `"label" must be an index into "endings" (0..${endings.length - 1}), got ${JSON.stringify(record.label)}`);
+  }
+  const [activityLabel, ctxA, ctxB] = [record.activity_label, record.ctx_a, record.ctx_b] as string[];
+  const out: MultipleChoiceRecord = {
+    question: `${activityLabel}: ${ctxA} ${ctxB}`, choices: endings as string[], label, line, hellaswag: { activityLabel: activityLabel!, ctxA: ctxA!, ctxB: ctxB! },
+  };
+  if (record.ind !== undefined || record.id !== undefined) out.id = String(record.id ?? record.ind);
   return out;
 }
 

@@ -114,7 +114,17 @@ export interface DatasetEntry {
    * multiple-choice: zero-shot prompt template (a built-in name or { context, continuation } with {question} and {choice} placeholders).
    */
   template?:
-    | ('arc_easy' | 'arc_challenge' | 'piqa' | 'openbookqa' | 'winogrande' | 'boolq' | 'social_iqa' | 'generic')
+    | (
+        | 'arc_easy'
+        | 'arc_challenge'
+        | 'piqa'
+        | 'openbookqa'
+        | 'winogrande'
+        | 'boolq'
+        | 'social_iqa'
+        | 'hellaswag'
+        | 'generic'
+      )
     | CustomTemplate
     | Interpolation;
 }

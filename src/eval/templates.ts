@@ -14,7 +14,7 @@ export interface Template {
   name: string;
   /** Metrics this template defines. WinoGrande's partial scoring shares one continuation, so it has acc only. */
   metrics: readonly ZeroShotMetric[];
-  /** The metric LLM-Pruner's tables report for the task (acc for BoolQ and WinoGrande, acc_norm for ARC, PIQA, OBQA). */
+  /** The metric LLM-Pruner's tables report for the task (acc for BoolQ and WinoGrande, acc_norm for ARC, PIQA, OBQA, HellaSwag). */
   reported: ZeroShotMetric;
   requests(record: MultipleChoiceRecord): ChoiceRequest[];
 }
@@ -59,15 +59,51 @@ const winogrande: Template = {
   },
 };
 
+// lm-eval boolq.py: "{passage}\nQuestion: {question}?\nAnswer:" with " no" / " yes" (label 0 = false). Records
+// without a passage (the LLM-Adapters copy in ../shared has none) keep the generic question prompt and their choices.
+const boolq: Template = {
+  name: 'boolq',
+  metrics: BOTH,
+  reported: 'acc',
+  requests: (r) => r.passage === undefined
+    ? r.choices.map((choice) => ({ context: `Question: ${r.question}\nAnswer:`, continuation: ` ${choice}` }))
+    : [' no', ' yes'].map((continuation) => ({ context: `${r.passage}\nQuestion: ${r.question}?\nAnswer:`, continuation })),
+};
+
+/** lm-eval hellaswag.py preprocess(): WikiHow's bracket artifacts removed, double spaces collapsed once. */
+export function hellaswagPreprocess(text: string): string {
+  return text.trim().replaceAll(' [title]', '. ').replace(/\[.*?\]/g, '').replaceAll('  ', ' ');
+}
+
+/** Python's str.capitalize(): the first character upper case, the rest lower case. */
+function capitalize(text: string): string {
+  const [first = '', ...rest] = [...text];
+  return first.toUpperCase() + rest.join('').toLowerCase();
+}
+
+// lm-eval hellaswag.py: query = preprocess(activity_label + ": " + ctx_a + " " + ctx_b.capitalize()), each ending
+// preprocessed, continuation " " + ending. Records already flattened to {question, choices} are preprocessed as is.
+const hellaswag: Template = {
+  name: 'hellaswag',
+  metrics: BOTH,
+  reported: 'acc_norm',
+  requests: (r) => {
+    const h = r.hellaswag;
+    const query = hellaswagPreprocess(h ? `${h.activityLabel}: ${h.ctxA} ${capitalize(h.ctxB)}` : r.question);
+    return r.choices.map((ending) => ({ context: query, continuation: ` ${hellaswagPreprocess(ending)}` }));
+  },
+};
+
 export const builtinTemplates: ReadonlyMap<string, Template> = new Map(
   [
     generic('generic', 'acc'),
     generic('arc_easy', 'acc_norm'),
     generic('arc_challenge', 'acc_norm'),
     generic('piqa', 'acc_norm'),
-    generic('boolq', 'acc'),
+    boolq,
     generic('social_iqa', 'acc'),
     openbookqa,
+    hellaswag,
     winogrande,
   ].map((t) => [t.name, t]),
 );

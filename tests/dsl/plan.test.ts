@@ -183,7 +183,7 @@ test('a tokenizer: kept elsewhere is in the files and keys of the stages that re
   writeFileSync(join(dir, 'tok', 'tokenizer.json'), '{"model":{}}');
   writeFileSync(join(dir, 'tok', 'tokenizer_config.json'), '{}');
   const header = Buffer.alloc(28);
-  [8, 16, 3, 2, 2, 32, 64].forEach((v, i) => header.writeInt32LE(v, i * 4));
+  [8, 16, 3, 2, 2, 32, 256].forEach((v, i) => header.writeInt32LE(v, i * 4));
   writeFileSync(join(dir, 'tiny.bin'), header);
   writeFileSync(join(dir, 'tok', 'tok32.bin'), 'tok');
   const recipe = (hfTok: string, binTok: string) => `version: 1

@@ -50,11 +50,27 @@ test('records of the wrong shape are rejected with their line', async () => {
     ['{"question": "q", "choices": ["a", "b"], "label": 2}', /"label".*0\.\.1/],
     ['{"question": "q", "choices": ["a", "b"], "label": "1"}', /"label"/],
     ['{"question": "q", "choices": ["a", "b"], "label": 0.5}', /"label"/],
+    ['{"question": "q", "choices": ["a", "b"], "label": 0, "passage": 3}', /"passage"/],
+    ['{"activity_label": "x", "ctx_a": "a", "endings": ["e", "f"], "label": 0}', /"ctx_b"/],
+    ['{"activity_label": "x", "ctx_a": "a", "ctx_b": "b", "endings": ["e", "f"], "label": "2"}', /"label".*"endings"/],
   ];
   for (const [line, message] of cases) {
     const path = await file(`{"question": "ok", "choices": ["a", "b"], "label": 0}\n${line}\n`);
     await assert.rejects(readMultipleChoice(path), (e: unknown) => e instanceof LopperError && e.code === 'LP5002' && e.location?.line === 2 && message.test(e.message));
   }
+});
+
+test('HellaSwag records in the dataset\'s own shape and BoolQ records with a passage are read', async () => {
+  const path = await file([
+    '{"ind": 24, "activity_label": "Roof shingle removal", "ctx_a": "A man is sitting on a roof.", "ctx_b": "he", "endings": ["is using wrap.", "is ripping shingles."], "label": "1"}',
+    '{"question": "is it", "choices": ["false", "true"], "label": 1, "passage": "It is."}',
+  ].join('\n') + '\n');
+  const [h, b] = await readMultipleChoice(path);
+  assert.deepEqual(h, {
+    question: 'Roof shingle removal: A man is sitting on a roof. he', choices: ['is using wrap.', 'is ripping shingles.'], label: 1, line: 1,
+    hellaswag: { activityLabel: 'Roof shingle removal', ctxA: 'A man is sitting on a roof.', ctxB: 'he' }, id: '24',
+  });
+  assert.equal(b!.passage, 'It is.');
 });
 
 test('a missing file is a LopperError naming the path', async () => {

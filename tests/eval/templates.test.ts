@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { builtinTemplates, renderTemplateText, resolveTemplate } from '../../src/eval/templates.js';
+import { builtinTemplates, hellaswagPreprocess, renderTemplateText, resolveTemplate } from '../../src/eval/templates.js';
 import { LopperError } from '../../src/errors/lopper-error.js';
 import type { MultipleChoiceRecord } from '../../src/data/jsonl.js';
 
@@ -37,12 +37,33 @@ test('winogrande partial scoring: the option fills the blank in the context, the
   assert.throws(() => t.requests(record('no blank here', ['a', 'b'])), (e: unknown) => e instanceof LopperError && e.code === 'LP5005' && /line 7/.test(e.message));
 });
 
-test('reported metrics follow LLM-Pruner: acc for BoolQ and WinoGrande, acc_norm for ARC, PIQA, OBQA', () => {
+test('reported metrics follow LLM-Pruner: acc for BoolQ and WinoGrande, acc_norm for ARC, PIQA, OBQA, HellaSwag', () => {
   const reported = Object.fromEntries([...builtinTemplates].map(([n, t]) => [n, t.reported]));
   assert.deepEqual(reported, {
     generic: 'acc', arc_easy: 'acc_norm', arc_challenge: 'acc_norm', piqa: 'acc_norm', boolq: 'acc', social_iqa: 'acc',
-    openbookqa: 'acc_norm', winogrande: 'acc',
+    openbookqa: 'acc_norm', hellaswag: 'acc_norm', winogrande: 'acc',
   });
+});
+
+test('boolq with a passage: the harness prompt "{passage}\\nQuestion: {question}?\\nAnswer:" scored on " no" / " yes"', () => {
+  const r = { ...record('is the sky green', ['false', 'true'], 0), passage: 'The sky is blue.' };
+  assert.deepEqual(resolveTemplate('boolq').requests(r), [
+    { context: 'The sky is blue.\nQuestion: is the sky green?\nAnswer:', continuation: ' no' },
+    { context: 'The sky is blue.\nQuestion: is the sky green?\nAnswer:', continuation: ' yes' },
+  ]);
+});
+
+test('hellaswag: the harness preprocessing of ctx and endings (WikiHow brackets, Python capitalize)', () => {
+  assert.equal(hellaswagPreprocess('  Wash hands [title] Use soap.  [step] Rinse  well. '), 'Wash hands. Use soap.  Rinse well.', 'three spaces keep two, as in Python');
+  assert.equal(hellaswagPreprocess('a   b'), 'a  b', 'one pass of "  " → " ", like str.replace');
+  const r: MultipleChoiceRecord = {
+    question: '', choices: ['rinses [substeps] them.', 'Dries them.'], label: 0, line: 3,
+    hellaswag: { activityLabel: 'Washing hands', ctxA: 'A man turns on the tap.', ctxB: 'he WETS his hands' },
+  };
+  assert.deepEqual(resolveTemplate('hellaswag').requests(r), [
+    { context: 'Washing hands: A man turns on the tap. He wets his hands', continuation: ' rinses them.' },
+    { context: 'Washing hands: A man turns on the tap. He wets his hands', continuation: ' Dries them.' },
+  ]);
 });
 
 test('user templates render {question} and {choice}, with {{ }} as literal braces', () => {
@@ -55,7 +76,7 @@ test('user templates render {question} and {choice}, with {{ }} as literal brace
 });
 
 test('unknown templates and placeholders fail before any scoring', () => {
-  assert.throws(() => resolveTemplate('hellaswag'), (e: unknown) => e instanceof LopperError && e.code === 'LP5003' && /arc_easy/.test(e.hint ?? ''));
+  assert.throws(() => resolveTemplate('hellaswag_v2'), (e: unknown) => e instanceof LopperError && e.code === 'LP5003' && /arc_easy/.test(e.hint ?? ''));
   assert.throws(
     () => resolveTemplate({ context: '{question} {passage}', continuation: ' {choice}' }),
     (e: unknown) => e instanceof LopperError && e.code === 'LP5004' && /\{passage\}/.test(e.message),

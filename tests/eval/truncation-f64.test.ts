@@ -1,6 +1,6 @@
 // lm-evaluation-harness left truncation on the real stories260K (512 positions): PIQA line 315 (both solutions run
 // past the context) and ARC-Easy line 147 (three of four choices do) score the same through lopper's zero-shot path
-// (cpu backend, float32) as through an independent float64 forward over the same truncated ids.
+// (cpu backend, float32) as through the independent float64 forward of reference-llama.ts over the same truncated ids.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
@@ -13,7 +13,7 @@ import { readMultipleChoice } from '../../src/data/jsonl.js';
 import { resolveTemplate } from '../../src/eval/templates.js';
 import { encodeRequest, zeroShot } from '../../src/eval/zero-shot.js';
 import { MODEL, SHARED, missingShared } from '../prune/stories260k-helpers.js';
-import { float64LogProbs, float64Weights } from './float64-llama.js';
+import { ReferenceLlama } from './reference-llama.js';
 
 const CASES: [string, string, number, number][] = [['piqa', 'piqa.jsonl', 315, 2], ['arc_easy', 'ARC-Easy.jsonl', 147, 3]];
 
@@ -23,7 +23,7 @@ test('over-long zero-shot requests are truncated like the harness and score as a
   await initBackend('cpu');
   const loaded = await loadModel(MODEL);
   const model = LlamaModel.fromWeights(loaded.config, loaded.weights);
-  const w64 = float64Weights(loaded.weights);
+  const reference64 = new ReferenceLlama(MODEL);
   try {
     for (const [task, file, line, truncated] of CASES) {
       const path = join(SHARED, 'data/zeroshot', file);
@@ -36,7 +36,7 @@ test('over-long zero-shot requests are truncated like the harness and score as a
       template.requests(record).forEach((r, i) => {
         const e = encodeRequest(loaded.tokenizer!, r, loaded.config.maxPositionEmbeddings);
         assert.ok(e.ids.length <= loaded.config.maxPositionEmbeddings + 1);
-        const lp = float64LogProbs(loaded.config, w64, e.ids);
+        const lp = reference64.tokenLogProbs(e.ids);
         let reference = 0;
         for (let k = e.start; k < e.start + e.length; k++) reference += lp[k - 1]!;
         const got = result.scores[0]![i]!;
