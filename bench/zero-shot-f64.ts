@@ -1,8 +1,7 @@
 // Zero-shot acc / acc_norm of stories260K on the five LLM-Pruner tasks at issue 13's item counts, computed twice:
-// by lopper's zero-shot scorer on the chosen tfjs backend (float32), and by an independent float64 LLaMA forward
-// written here in plain JS (RMSNorm, rotate-half RoPE, grouped-query causal attention, SwiGLU, log-softmax, all in
-// float64; tests/eval/float64-llama.ts), both on the same requests (lm-evaluation-harness left truncation included). Prints per task the two
-// accuracies, how many questions' predictions differ, and how many requests were truncated.
+// by lopper's zero-shot scorer on the chosen tfjs backend (float32), and by the independent float64 LLaMA forward of
+// tests/eval/reference-llama.ts, on the same requests (lm-evaluation-harness left truncation included). Prints per
+// task both accuracies, how many questions' predictions differ, and how many requests were truncated.
 //   usage: node --import tsx bench/zero-shot-f64.ts [cpu|wasm|webgpu] > results.json
 import * as tf from '@tensorflow/tfjs-core';
 import { join } from 'node:path';
@@ -13,7 +12,7 @@ import { readMultipleChoice } from '../src/data/jsonl.js';
 import { resolveTemplate } from '../src/eval/templates.js';
 import { encodeRequest, predictions, zeroShot } from '../src/eval/zero-shot.js';
 import type { WeightMap } from '../src/model/types.js';
-import { float64LogProbs, float64Weights } from '../tests/eval/float64-llama.js';
+import { ReferenceLlama } from '../tests/eval/reference-llama.js';
 
 const SHARED = new URL('../../shared/', import.meta.url).pathname;
 const TASKS: [string, string, number][] = [
@@ -26,7 +25,7 @@ async function main(): Promise<void> {
   await initBackend(backend);
   const loaded = await loadModel(join(SHARED, 'models/stories260K-hf'));
   const { config, tokenizer } = loaded;
-  const w64 = float64Weights(loaded.weights as WeightMap);
+  const reference64 = new ReferenceLlama(join(SHARED, 'models/stories260K-hf'));
   const model = LlamaModel.fromWeights(config, loaded.weights as WeightMap);
   const out: Record<string, unknown> = { backend: tf.getBackend(), model: 'stories260K-hf', tasks: {} };
   for (const [name, file, limit] of TASKS) {
@@ -41,7 +40,7 @@ async function main(): Promise<void> {
       const requests = template.requests(record);
       const scores = requests.map((r) => {
         const e = encodeRequest(tokenizer!, r, config.maxPositionEmbeddings);
-        const lp = float64LogProbs(config, w64, e.ids);
+        const lp = reference64.tokenLogProbs(e.ids);
         let s = 0; for (let i = e.start; i < e.start + e.length; i++) s += lp[i - 1]!;
         return s;
       });

@@ -232,6 +232,13 @@ export function checkRecipe(resolved: ResolvedRecipe, options: CheckOptions = {}
     instancesOf.set(id, list);
   }
 
+  // The group stage's params behind a prune stage (prune → aggregate → score → group).
+  const groupBehindPrune = (p: Record<string, any>): Record<string, any> | undefined => {
+    const paramsOf = (ref: unknown) => templates.get(String(ref))?.variants[0]?.params as Record<string, any> | undefined;
+    const agg = paramsOf(p.importance);
+    const score = agg ? paramsOf(agg.scores) : undefined;
+    return score ? paramsOf(score.groups) : undefined;
+  };
   // Layer ranges against the model's layer count, dataset formats, files.
   const layerCount = (ref: string, seen: Set<string> = new Set()): { layers?: number; from?: string } => {
     if (seen.has(ref)) return {};
@@ -246,9 +253,7 @@ export function checkRecipe(resolved: ResolvedRecipe, options: CheckOptions = {}
     if (t.kind === 'train') return typeof p.config?.num_hidden_layers === 'number' ? { layers: p.config.num_hidden_layers, from: `stage "${ref}" (config.num_hidden_layers)` } : {};
     if (t.kind === 'lora-finetune') return layerCount(String(p.model), seen);
     if (t.kind === 'prune') {
-      const agg = templates.get(String(p.importance))?.variants[0]?.params as Record<string, any> | undefined;
-      const score = agg ? templates.get(String(agg.scores))?.variants[0]?.params as Record<string, any> | undefined : undefined;
-      const group = score ? templates.get(String(score.groups))?.variants[0]?.params as Record<string, any> | undefined : undefined;
+      const group = groupBehindPrune(p);
       if (!group || group.mode === 'layer') return {}; // layer pruning changes the count
       return layerCount(String(group.model), seen);
     }
@@ -268,9 +273,7 @@ export function checkRecipe(resolved: ResolvedRecipe, options: CheckOptions = {}
     if (t.kind === 'train') return { positions: p.config?.max_position_embeddings ?? 2048, from: `stage "${ref}" (config.max_position_embeddings)` };
     if (t.kind === 'lora-finetune') return contextLength(String(p.model), seen);
     if (t.kind === 'prune') {
-      const agg = templates.get(String(p.importance))?.variants[0]?.params as Record<string, any> | undefined;
-      const score = agg ? templates.get(String(agg.scores))?.variants[0]?.params as Record<string, any> | undefined : undefined;
-      const group = score ? templates.get(String(score.groups))?.variants[0]?.params as Record<string, any> | undefined : undefined;
+      const group = groupBehindPrune(p);
       return group ? contextLength(String(group.model), seen) : {};
     }
     return {};
