@@ -20,4 +20,6 @@ export { errorCatalog, errorInfo } from './errors/catalog.js';
 export { formatError, formatErrors } from './errors/printer.js';
 // The runner (src/run/): executes a plan with content-addressed caching; watch mode.
 export { run, watch, explainStages } from './run/index.js';
+export { exportModel, EXPORT_DTYPES } from './run/export.js';
+export type { ExportOptions, ExportResult, ExportFormat, ExportDtype } from './run/export.js';
 export type { RunOptions, RunResult, WatchOptions, WatchHandle, StageExplanation } from './run/index.js';

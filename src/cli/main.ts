@@ -15,6 +15,7 @@ import { cacheCommandSpec } from './commands/cache.js';
 import { showCommandSpec } from './commands/show.js';
 import { compareCommandSpec } from './commands/compare.js';
 import { inspectCommand } from './commands/inspect.js';
+import { exportCommandSpec } from './commands/export.js';
 
 const commands: CliCommand[] = [
   validateCommand,
@@ -27,6 +28,7 @@ const commands: CliCommand[] = [
   cacheCommandSpec,
   showCommandSpec,
   compareCommandSpec,
+  exportCommandSpec,
 ];
 
 function packageVersion(): string {

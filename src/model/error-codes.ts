@@ -19,6 +19,7 @@ export const modelErrorCodes = {
   LP3015: { code: 'LP3015', name: 'GgufFileInvalid', title: 'GGUF file is malformed or uses an unsupported tensor type' },
   LP3016: { code: 'LP3016', name: 'ModelWriteFailed', title: 'Cannot write the model directory' },
   LP3017: { code: 'LP3017', name: 'TokenOutOfRange', title: 'A token id is outside the vocabulary' },
+  LP3018: { code: 'LP3018', name: 'GgufExportUnsupported', title: 'The model or its tokenizer cannot be written as GGUF (yet)' },
 } satisfies Record<string, ErrorInfo>;
 
 export type ModelErrorCode = keyof typeof modelErrorCodes;

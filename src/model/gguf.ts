@@ -14,7 +14,11 @@ type GgufValue = number | bigint | boolean | string | GgufValue[];
 
 interface TensorInfo { name: string; dims: number[]; type: number; offset: bigint }
 
-const GGML_TYPES: Record<number, { name: string; bytes: number }> = { 0: { name: 'F32', bytes: 4 }, 1: { name: 'F16', bytes: 2 }, 30: { name: 'BF16', bytes: 2 } };
+/** Bytes per block of `block` values. */
+const GGML_TYPES: Record<number, { name: string; bytes: number; block: number }> = {
+  0: { name: 'F32', bytes: 4, block: 1 }, 1: { name: 'F16', bytes: 2, block: 1 }, 30: { name: 'BF16', bytes: 2, block: 1 },
+  8: { name: 'Q8_0', bytes: 34, block: 32 },
+};
 
 function fail(path: string, message: string): never {
   throw new LopperError('LP3015', `${path}: ${message}`);
@@ -137,6 +141,19 @@ function num(path: string, md: Map<string, GgufValue>, key: string, fallback?: n
   return n;
 }
 
+function perLayer(path: string, md: Map<string, GgufValue>, key: string, layers: number): number[] {
+  const v = md.get(key);
+  if (Array.isArray(v)) {
+    if (v.length !== layers) fail(path, `metadata "${key}" has ${v.length} entries for ${layers} layers`);
+    return v.map((x, l) => {
+      const n = typeof x === 'bigint' ? Number(x) : x;
+      if (typeof n !== 'number' || !Number.isInteger(n) || n < 0) fail(path, `metadata "${key}"[${l}] is not a count`);
+      return n;
+    });
+  }
+  return new Array<number>(layers).fill(num(path, md, key));
+}
+
 export async function readGguf(path: string): Promise<{ config: LlamaConfig; weights: WeightMap; tokenizer: Tokenizer | null }> {
   const fh = await open(path, 'r').catch((e: NodeJS.ErrnoException) => {
     throw new LopperError('LP3001', `${path}: cannot open (${e.code ?? e.message})`);
@@ -145,14 +162,18 @@ export async function readGguf(path: string): Promise<{ config: LlamaConfig; wei
     const size = (await fh.stat()).size;
     const { metadata: md, tensors, dataStart } = await readGgufHeader(fh, path);
     const arch = md.get('general.architecture');
-    if (arch !== 'llama') fail(path, `architecture "${String(arch)}" is not supported (llama)`);
-    const dim = num(path, md, 'llama.embedding_length');
-    const hidden = num(path, md, 'llama.feed_forward_length');
-    const L = num(path, md, 'llama.block_count');
-    const nHeads = num(path, md, 'llama.attention.head_count');
-    const nKv = num(path, md, 'llama.attention.head_count_kv', nHeads);
-    const hd = num(path, md, 'llama.attention.key_length', num(path, md, 'llama.rope.dimension_count', dim / nHeads));
-    if (!Number.isInteger(hd) || hd <= 0 || nHeads % nKv !== 0) fail(path, `inconsistent attention metadata (heads ${nHeads}, kv ${nKv}, head dim ${hd})`);
+    // `deci` is llama.cpp's LLaMA with per-layer widths (lopper writes heterogeneous pruned models as it).
+    if (arch !== 'llama' && arch !== 'deci') fail(path, `architecture "${String(arch)}" is not supported (llama, deci)`);
+    const dim = num(path, md, `${arch}.embedding_length`);
+    const L = num(path, md, `${arch}.block_count`);
+    // Per-layer widths (pruned models): a number for every layer, or an array of one per layer.
+    const hiddens = perLayer(path, md, `${arch}.feed_forward_length`, L);
+    const heads = perLayer(path, md, `${arch}.attention.head_count`, L);
+    const kvs = md.has(`${arch}.attention.head_count_kv`) ? perLayer(path, md, `${arch}.attention.head_count_kv`, L) : heads;
+    const hd = num(path, md, `${arch}.attention.key_length`, num(path, md, `${arch}.rope.dimension_count`, dim / heads[0]!));
+    heads.forEach((h, l) => {
+      if (!Number.isInteger(hd) || hd <= 0 || kvs[l]! <= 0 || h % kvs[l]! !== 0) fail(path, `inconsistent attention metadata in layer ${l} (heads ${h}, kv ${kvs[l]}, head dim ${hd})`);
+    });
     const byName = new Map(tensors.map((t) => [t.name, t]));
     const read = async (name: string, shape: number[]): Promise<Float32Array> => {
       const t = byName.get(name);
@@ -162,13 +183,15 @@ export async function readGguf(path: string): Promise<{ config: LlamaConfig; wei
         throw new LopperError('LP3008', `${path}: tensor "${name}" has GGUF dims ${JSON.stringify(t.dims)} but the metadata implies ${JSON.stringify(want)}`);
       }
       const ty = GGML_TYPES[t.type];
-      if (!ty) throw new LopperError('LP3015', `${path}: tensor "${name}" has ggml type ${t.type}; only F32, F16 and BF16 are supported (dequantize first)`);
+      if (!ty) throw new LopperError('LP3015', `${path}: tensor "${name}" has ggml type ${t.type}; only F32, F16, BF16 and Q8_0 are supported (dequantize first)`);
       const n = shape.reduce((a, d) => a * d, 1);
+      if (n % ty.block !== 0 || shape[shape.length - 1]! % ty.block !== 0) fail(path, `tensor "${name}" rows are not whole ${ty.name} blocks`);
+      const byteLength = (n / ty.block) * ty.bytes;
       const start = BigInt(dataStart) + t.offset;
-      if (start + BigInt(n * ty.bytes) > BigInt(size)) {
-        throw new LopperError('LP3015', `${path}: tensor "${name}" data (${n * ty.bytes} bytes at ${start}) runs past the end of the file (${size} bytes; truncated?)`);
+      if (start + BigInt(byteLength) > BigInt(size)) {
+        throw new LopperError('LP3015', `${path}: tensor "${name}" data (${byteLength} bytes at ${start}) runs past the end of the file (${size} bytes; truncated?)`);
       }
-      const bytes = new Uint8Array(n * ty.bytes);
+      const bytes = new Uint8Array(byteLength);
       let done = 0;
       while (done < bytes.length) {
         const { bytesRead } = await fh.read(bytes, done, Math.min(bytes.length - done, 1 << 30), Number(start) + done);
@@ -178,6 +201,14 @@ export async function readGguf(path: string): Promise<{ config: LlamaConfig; wei
       if (ty.name === 'F32') return new Float32Array(bytes.buffer);
       const out = new Float32Array(n);
       const dv = new DataView(bytes.buffer);
+      if (ty.name === 'Q8_0') {
+        // Blocks of an f16 scale d and 32 int8 q: x = d·q.
+        for (let b = 0; b < n / 32; b++) {
+          const d = halfToFloat(dv.getUint16(b * 34, true));
+          for (let i = 0; i < 32; i++) out[b * 32 + i] = d * dv.getInt8(b * 34 + 2 + i);
+        }
+        return out;
+      }
       const u = new Uint32Array(1), f = new Float32Array(u.buffer);
       for (let i = 0; i < n; i++) {
         const h = dv.getUint16(2 * i, true);
@@ -189,11 +220,11 @@ export async function readGguf(path: string): Promise<{ config: LlamaConfig; wei
     const embInfo = byName.get('token_embd.weight');
     if (!embInfo) throw new LopperError('LP3009', `${path}: tensor "token_embd.weight" is missing`);
     const vocab = embInfo.dims[1] ?? 0;
-    const q = nHeads * hd, kv = nKv * hd;
     const weights: WeightMap = new Map();
     weights.set('model.embed_tokens.weight', { shape: [vocab, dim], data: await read('token_embd.weight', [vocab, dim]) });
     for (let l = 0; l < L; l++) {
       const b = `blk.${l}`, pre = `model.layers.${l}`;
+      const q = heads[l]! * hd, kv = kvs[l]! * hd, hidden = hiddens[l]!;
       weights.set(`${pre}.input_layernorm.weight`, { shape: [dim], data: await read(`${b}.attn_norm.weight`, [dim]) });
       weights.set(`${pre}.self_attn.q_proj.weight`, { shape: [q, dim], data: unpermuteRows(await read(`${b}.attn_q.weight`, [q, dim]), q, dim, hd) });
       weights.set(`${pre}.self_attn.k_proj.weight`, { shape: [kv, dim], data: unpermuteRows(await read(`${b}.attn_k.weight`, [kv, dim]), kv, dim, hd) });
@@ -213,14 +244,14 @@ export async function readGguf(path: string): Promise<{ config: LlamaConfig; wei
       const same = new Uint32Array(out.buffer, out.byteOffset, out.length).every((v, i) => v === new Uint32Array(emb.buffer, emb.byteOffset, emb.length)[i]);
       if (!same) { tied = false; weights.set('lm_head.weight', { shape: [vocab, dim], data: out }); }
     }
-    const ropeScale = md.get('llama.rope.scaling.type');
+    const ropeScale = md.get(`${arch}.rope.scaling.type`);
     if (ropeScale !== undefined && ropeScale !== 'none') fail(path, `rope scaling "${String(ropeScale)}" in GGUF metadata is not supported`);
     const config: LlamaConfig = {
       hiddenSize: dim, vocabSize: vocab, headDim: hd, numHiddenLayers: L,
-      layers: Array.from({ length: L }, () => ({ numAttentionHeads: nHeads, numKeyValueHeads: nKv, intermediateSize: hidden })),
-      rmsNormEps: num(path, md, 'llama.attention.layer_norm_rms_epsilon', 1e-5),
-      ropeTheta: num(path, md, 'llama.rope.freq_base', 10000),
-      maxPositionEmbeddings: num(path, md, 'llama.context_length', 2048),
+      layers: Array.from({ length: L }, (_, l) => ({ numAttentionHeads: heads[l]!, numKeyValueHeads: kvs[l]!, intermediateSize: hiddens[l]! })),
+      rmsNormEps: num(path, md, `${arch}.attention.layer_norm_rms_epsilon`, 1e-5),
+      ropeTheta: num(path, md, `${arch}.rope.freq_base`, 10000),
+      maxPositionEmbeddings: num(path, md, `${arch}.context_length`, 2048),
       tieWordEmbeddings: tied, attentionBias: false, mlpBias: false,
       bosTokenId: num(path, md, 'tokenizer.ggml.bos_token_id', 1),
       eosTokenId: num(path, md, 'tokenizer.ggml.eos_token_id', 2),

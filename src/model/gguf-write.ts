@@ -1,0 +1,250 @@
+// GGUF v3 for llama.cpp's `llama` architecture, written from a lopper model (config, host weights, tokenizer).
+// Pruned models keep per-layer widths: head counts and feed-forward lengths become per-layer arrays where layers
+// differ, which llama.cpp's loader reads as `llama_hparams::n_head(il)` / `n_ff(il)`. Q/K rows are permuted to the
+// interleaved RoPE order llama.cpp's converter writes (permute.ts). 2-D weights are written in the chosen type
+// (F32, F16, BF16, or Q8_0 blocks of 32 values with one f16 scale; a row not a multiple of 32 stays F16); 1-D norms
+// stay F32, as llama.cpp's converter keeps them. The vocabulary is exported for SentencePiece-style BPE tokenizers
+// (byte fallback, "▁" for spaces: LLaMA-1/2, llama2.c), as llama.cpp's `llama` tokenizer model.
+import { open } from 'node:fs/promises';
+import { LopperError } from '../errors/lopper-error.js';
+import { float32ToBf16, float32ToF16 } from './dtype.js';
+import { permuteRows } from './permute.js';
+import type { LlamaConfig, Tokenizer, WeightMap } from './types.js';
+
+export type GgufDtype = 'f32' | 'f16' | 'bf16' | 'q8_0';
+
+const GGML = { F32: 0, F16: 1, Q8_0: 8, BF16: 30 } as const;
+/** general.file_type (llama_ftype) of each choice. */
+const FILE_TYPE: Record<GgufDtype, number> = { f32: 0, f16: 1, q8_0: 7, bf16: 32 };
+const ALIGNMENT = 32;
+
+type Value =
+  | { type: 'u32'; value: number } | { type: 'i32'; value: number } | { type: 'f32'; value: number }
+  | { type: 'bool'; value: boolean } | { type: 'string'; value: string }
+  | { type: 'i32[]'; value: number[] } | { type: 'f32[]'; value: number[] } | { type: 'string[]'; value: string[] };
+
+/** Token texts, scores and llama.cpp token types (1 normal, 2 unknown, 3 control, 6 byte) in id order. */
+export interface GgufVocab { tokens: string[]; scores: number[]; types: number[]; unknownId: number }
+
+/**
+ * The vocabulary of a SentencePiece-style BPE tokenizer.json (byte fallback, "▁" normalizer), as llama.cpp's `llama`
+ * tokenizer wants it. Scores fall with the id, as in SentencePiece models (llama.cpp merges the best-scoring pair).
+ */
+export function ggufVocab(tokenizer: Tokenizer, where: string): GgufVocab {
+  const bytes = tokenizer.files().get('tokenizer.json');
+  const json = bytes ? JSON.parse(new TextDecoder().decode(bytes)) as { model?: { type?: string; vocab?: Record<string, number>; byte_fallback?: boolean; unk_token?: string }; added_tokens?: { id: number; content: string; special?: boolean }[]; normalizer?: unknown } : undefined;
+  const model = json?.model;
+  if (!model || model.type !== 'BPE' || !model.byte_fallback || !model.vocab || !JSON.stringify(json!.normalizer ?? null).includes('▁')) {
+    throw new LopperError('LP3018', `${where}: only SentencePiece-style BPE tokenizers (byte fallback, "▁" for spaces) can be exported to GGUF yet`, {
+      hint: 'GPT-2 style byte-level BPE vocabularies (tokenizer.ggml.model "gpt2") are not written yet.',
+    });
+  }
+  const n = Math.max(...Object.values(model.vocab), ...(json!.added_tokens ?? []).map((t) => t.id)) + 1;
+  const tokens = new Array<string>(n).fill('');
+  for (const [text, id] of Object.entries(model.vocab)) tokens[id] = text;
+  const special = new Set<number>();
+  for (const t of json!.added_tokens ?? []) { tokens[t.id] = t.content; if (t.special) special.add(t.id); }
+  const unknownId = model.unk_token !== undefined ? model.vocab[model.unk_token] ?? 0 : 0;
+  const types = tokens.map((t, id) => (id === unknownId ? 2 : special.has(id) ? 3 : /^<0x[0-9A-F]{2}>$/.test(t) ? 6 : 1));
+  const firstNormal = types.indexOf(1);
+  const scores = types.map((type, id) => (type === 1 ? -(id - firstNormal) : 0));
+  return { tokens, scores, types, unknownId };
+}
+
+/** A per-layer field: one number when every layer agrees, else the array llama.cpp reads per layer. */
+function perLayer(values: number[]): Value {
+  return values.every((v) => v === values[0]) ? { type: 'u32', value: values[0]! } : { type: 'i32[]', value: values };
+}
+
+/**
+ * llama.cpp's `llama` architecture sizes every layer's tensors from layer 0 (3.21.1 refuses a narrower blk.1.attn_q
+ * or ffn_gate). Its `deci` architecture (Llama-3.1-Nemotron-51B: a LLaMA with per-layer head counts and FFN widths)
+ * builds each layer from its own n_head(il) / n_head_kv(il) / n_ff(il), with the same tensors, RoPE and norms. So a
+ * model whose layers differ is written as `deci`, a uniform one as `llama`.
+ */
+export function ggufArchitecture(config: LlamaConfig): 'llama' | 'deci' {
+  const [first, ...rest] = config.layers;
+  return rest.every((l) => l.numAttentionHeads === first!.numAttentionHeads && l.numKeyValueHeads === first!.numKeyValueHeads
+    && l.intermediateSize === first!.intermediateSize) ? 'llama' : 'deci';
+}
+
+function metadata(config: LlamaConfig, vocab: GgufVocab, dtype: GgufDtype, name: string): [string, Value][] {
+  const layers = config.layers;
+  const arch = ggufArchitecture(config);
+  if (layers.some((l) => l.numAttentionHeads === 0 || l.intermediateSize === 0)) {
+    throw new LopperError('LP3018', 'a layer without attention heads or MLP channels cannot be exported to GGUF (llama.cpp needs at least one of each per layer)');
+  }
+  const md: [string, Value][] = [
+    ['general.architecture', { type: 'string', value: arch }],
+    ['general.name', { type: 'string', value: name }],
+    ['general.file_type', { type: 'u32', value: FILE_TYPE[dtype] }],
+    ['general.alignment', { type: 'u32', value: ALIGNMENT }],
+    [`${arch}.context_length`, { type: 'u32', value: config.maxPositionEmbeddings }],
+    [`${arch}.embedding_length`, { type: 'u32', value: config.hiddenSize }],
+    [`${arch}.block_count`, { type: 'u32', value: config.numHiddenLayers }],
+    [`${arch}.feed_forward_length`, perLayer(layers.map((l) => l.intermediateSize))],
+    [`${arch}.attention.head_count`, perLayer(layers.map((l) => l.numAttentionHeads))],
+    [`${arch}.attention.head_count_kv`, perLayer(layers.map((l) => l.numKeyValueHeads))],
+    // Pruned heads make hidden / heads differ from the head size: say it, llama.cpp would otherwise divide.
+    [`${arch}.attention.key_length`, { type: 'u32', value: config.headDim }],
+    [`${arch}.attention.value_length`, { type: 'u32', value: config.headDim }],
+    [`${arch}.rope.dimension_count`, { type: 'u32', value: config.headDim }],
+    [`${arch}.rope.freq_base`, { type: 'f32', value: config.ropeTheta }],
+    [`${arch}.attention.layer_norm_rms_epsilon`, { type: 'f32', value: config.rmsNormEps }],
+    [`${arch}.vocab_size`, { type: 'u32', value: config.vocabSize }],
+    ['tokenizer.ggml.model', { type: 'string', value: 'llama' }],
+    ['tokenizer.ggml.tokens', { type: 'string[]', value: vocab.tokens }],
+    ['tokenizer.ggml.scores', { type: 'f32[]', value: vocab.scores }],
+    ['tokenizer.ggml.token_type', { type: 'i32[]', value: vocab.types }],
+    ['tokenizer.ggml.bos_token_id', { type: 'u32', value: config.bosTokenId }],
+    ['tokenizer.ggml.eos_token_id', { type: 'u32', value: config.eosTokenId }],
+    ['tokenizer.ggml.unknown_token_id', { type: 'u32', value: vocab.unknownId }],
+    ['tokenizer.ggml.add_bos_token', { type: 'bool', value: true }],
+    ['tokenizer.ggml.add_eos_token', { type: 'bool', value: false }],
+  ];
+  return md;
+}
+
+/** Little-endian byte sink for the header. */
+class Bytes {
+  private parts: Uint8Array[] = [];
+  length = 0;
+  push(b: Uint8Array): void { this.parts.push(b); this.length += b.length; }
+  u32(v: number): void { const b = new Uint8Array(4); new DataView(b.buffer).setUint32(0, v, true); this.push(b); }
+  i32(v: number): void { const b = new Uint8Array(4); new DataView(b.buffer).setInt32(0, v, true); this.push(b); }
+  u64(v: number | bigint): void { const b = new Uint8Array(8); new DataView(b.buffer).setBigUint64(0, BigInt(v), true); this.push(b); }
+  f32(v: number): void { const b = new Uint8Array(4); new DataView(b.buffer).setFloat32(0, v, true); this.push(b); }
+  str(s: string): void { const b = new TextEncoder().encode(s); this.u64(b.length); this.push(b); }
+  value(v: Value): void {
+    const T = { u32: 4, i32: 5, f32: 6, bool: 7, string: 8 } as const;
+    switch (v.type) {
+      case 'u32': this.u32(T.u32); this.u32(v.value); break;
+      case 'i32': this.u32(T.i32); this.i32(v.value); break;
+      case 'f32': this.u32(T.f32); this.f32(v.value); break;
+      case 'bool': this.u32(T.bool); this.push(Uint8Array.of(v.value ? 1 : 0)); break;
+      case 'string': this.u32(T.string); this.str(v.value); break;
+      case 'i32[]': this.u32(9); this.u32(T.i32); this.u64(v.value.length); for (const x of v.value) this.i32(x); break;
+      case 'f32[]': this.u32(9); this.u32(T.f32); this.u64(v.value.length); for (const x of v.value) this.f32(x); break;
+      case 'string[]': this.u32(9); this.u32(T.string); this.u64(v.value.length); for (const x of v.value) this.str(x); break;
+    }
+  }
+  concat(): Uint8Array {
+    const out = new Uint8Array(this.length);
+    let o = 0;
+    for (const p of this.parts) { out.set(p, o); o += p.length; }
+    return out;
+  }
+}
+
+/** One tensor's data in ggml `type`. */
+function encode(data: Float32Array, type: number): Uint8Array {
+  if (type === GGML.F32) return new Uint8Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength));
+  if (type === GGML.F16) return new Uint8Array(float32ToF16(data).buffer);
+  if (type === GGML.BF16) return new Uint8Array(float32ToBf16(data).buffer);
+  // Q8_0 (ggml-quants.c quantize_row_q8_0_ref): per 32 values, d = max|x| / 127, q = round(x / d), stored f16 d + int8 q.
+  const blocks = data.length / 32;
+  const out = new Uint8Array(blocks * 34);
+  const dv = new DataView(out.buffer);
+  for (let b = 0; b < blocks; b++) {
+    let amax = 0;
+    for (let i = 0; i < 32; i++) amax = Math.max(amax, Math.abs(data[b * 32 + i]!));
+    const d = Math.fround(amax / 127);
+    const id = d !== 0 ? Math.fround(1 / d) : 0;
+    dv.setUint16(b * 34, float32ToF16(Float32Array.of(d))[0]!, true);
+    for (let i = 0; i < 32; i++) {
+      const x = Math.fround(data[b * 32 + i]! * id);
+      dv.setInt8(b * 34 + 2 + i, Math.sign(x) * Math.round(Math.abs(x))); // roundf: halves away from zero
+    }
+  }
+  return out;
+}
+
+function tensorType(shape: number[], dtype: GgufDtype): number {
+  if (shape.length < 2 || dtype === 'f32') return GGML.F32;
+  if (dtype === 'f16') return GGML.F16;
+  if (dtype === 'bf16') return GGML.BF16;
+  return shape[shape.length - 1]! % 32 === 0 ? GGML.Q8_0 : GGML.F16;
+}
+
+/** llama.cpp's tensor names and the HF weight each holds (Q/K permuted to interleaved RoPE rows). */
+function ggufTensors(config: LlamaConfig, weights: WeightMap): { name: string; shape: number[]; data: Float32Array }[] {
+  const get = (name: string) => {
+    const t = weights.get(name);
+    if (!t) throw new LopperError('LP3009', `parameter "${name}" is missing from the model to export`);
+    return t;
+  };
+  const out: { name: string; shape: number[]; data: Float32Array }[] = [];
+  const add = (name: string, hf: string, permuteHeadDim?: number) => {
+    const t = get(hf);
+    const data = permuteHeadDim ? permuteRows(t.data, t.shape[0]!, t.shape[1]!, permuteHeadDim) : t.data;
+    out.push({ name, shape: t.shape, data });
+  };
+  add('token_embd.weight', 'model.embed_tokens.weight');
+  for (let l = 0; l < config.numHiddenLayers; l++) {
+    const p = `model.layers.${l}`, b = `blk.${l}`;
+    add(`${b}.attn_norm.weight`, `${p}.input_layernorm.weight`);
+    add(`${b}.attn_q.weight`, `${p}.self_attn.q_proj.weight`, config.headDim);
+    add(`${b}.attn_k.weight`, `${p}.self_attn.k_proj.weight`, config.headDim);
+    add(`${b}.attn_v.weight`, `${p}.self_attn.v_proj.weight`);
+    add(`${b}.attn_output.weight`, `${p}.self_attn.o_proj.weight`);
+    add(`${b}.ffn_norm.weight`, `${p}.post_attention_layernorm.weight`);
+    add(`${b}.ffn_gate.weight`, `${p}.mlp.gate_proj.weight`);
+    add(`${b}.ffn_up.weight`, `${p}.mlp.up_proj.weight`);
+    add(`${b}.ffn_down.weight`, `${p}.mlp.down_proj.weight`);
+  }
+  add('output_norm.weight', 'model.norm.weight');
+  if (!config.tieWordEmbeddings) add('output.weight', 'lm_head.weight');
+  return out;
+}
+
+export interface GgufExport {
+  config: LlamaConfig;
+  weights: WeightMap;
+  tokenizer: Tokenizer;
+  /** general.name */
+  name: string;
+}
+
+/** Writes `model` to `path` (GGUF v3, ggml types by `dtype`). */
+export async function writeGguf(path: string, model: GgufExport, dtype: GgufDtype): Promise<void> {
+  const { config } = model;
+  if (config.attentionBias || config.mlpBias) throw new LopperError('LP3018', `${path}: models with attention or MLP biases are not exported to GGUF yet`);
+  if (config.ropeScaling) throw new LopperError('LP3018', `${path}: rope scaling is not exported to GGUF yet`);
+  const vocab = ggufVocab(model.tokenizer, path);
+  const tensors = ggufTensors(config, model.weights).map((t) => {
+    const type = tensorType(t.shape, dtype);
+    return { ...t, type, bytes: encode(t.data, type) };
+  });
+  const head = new Bytes();
+  head.u32(0x46554747);
+  head.u32(3);
+  const md = metadata(config, vocab, dtype, model.name);
+  head.u64(tensors.length);
+  head.u64(md.length);
+  for (const [key, value] of md) { head.str(key); head.value(value); }
+  let offset = 0;
+  for (const t of tensors) {
+    head.str(t.name);
+    head.u32(t.shape.length);
+    for (const d of [...t.shape].reverse()) head.u64(d);
+    head.u32(t.type);
+    head.u64(offset);
+    offset += Math.ceil(t.bytes.length / ALIGNMENT) * ALIGNMENT;
+  }
+  const header = head.concat();
+  const dataStart = Math.ceil(header.length / ALIGNMENT) * ALIGNMENT;
+  const fh = await open(path, 'w').catch((e: NodeJS.ErrnoException) => {
+    throw new LopperError('LP3016', `${path}: cannot write (${e.code ?? e.message})`);
+  });
+  try {
+    await fh.write(header, 0, header.length, 0);
+    let at = dataStart;
+    for (const t of tensors) {
+      await fh.write(t.bytes, 0, t.bytes.length, at);
+      at += Math.ceil(t.bytes.length / ALIGNMENT) * ALIGNMENT;
+    }
+    await fh.truncate(at);
+  } finally {
+    await fh.close();
+  }
+}
