@@ -4,7 +4,8 @@
 // interleaved RoPE order llama.cpp's converter writes (permute.ts). 2-D weights are written in the chosen type
 // (F32, F16, BF16, or Q8_0 blocks of 32 values with one f16 scale; a row not a multiple of 32 stays F16); 1-D norms
 // stay F32, as llama.cpp's converter keeps them. The vocabulary is exported for SentencePiece-style BPE tokenizers
-// (byte fallback, "▁" for spaces: LLaMA-1/2, llama2.c), as llama.cpp's `llama` tokenizer model.
+// (byte fallback, "▁" for spaces: LLaMA-1/2, llama2.c) as llama.cpp's `llama` tokenizer model, and for GPT-2
+// byte-level BPE (lopper's trained tokenizers) as `gpt2` with its merges.
 import { open } from 'node:fs/promises';
 import { LopperError } from '../errors/lopper-error.js';
 import { float32ToBf16, float32ToF16 } from './dtype.js';
@@ -23,32 +24,53 @@ type Value =
   | { type: 'bool'; value: boolean } | { type: 'string'; value: string }
   | { type: 'i32[]'; value: number[] } | { type: 'f32[]'; value: number[] } | { type: 'string[]'; value: string[] };
 
-/** Token texts, scores and llama.cpp token types (1 normal, 2 unknown, 3 control, 6 byte) in id order. */
-export interface GgufVocab { tokens: string[]; scores: number[]; types: number[]; unknownId: number }
+/** Token texts and llama.cpp token types (1 normal, 2 unknown, 3 control, 6 byte) in id order, and how to tokenize. */
+export interface GgufVocab {
+  /** `llama`: SentencePiece, merging by `scores`; `gpt2`: byte-level BPE by `merges`, split by the GPT-2 regex. */
+  model: 'llama' | 'gpt2';
+  tokens: string[];
+  scores?: number[];
+  merges?: string[];
+  types: number[];
+  unknownId?: number;
+}
+
+interface TokenizerJson {
+  model?: { type?: string; vocab?: Record<string, number>; merges?: (string | [string, string])[]; byte_fallback?: boolean; unk_token?: string | null };
+  added_tokens?: { id: number; content: string; special?: boolean }[];
+  normalizer?: unknown;
+  pre_tokenizer?: { type?: string; use_regex?: boolean; add_prefix_space?: boolean } | null;
+}
 
 /**
- * The vocabulary of a SentencePiece-style BPE tokenizer.json (byte fallback, "▁" normalizer), as llama.cpp's `llama`
- * tokenizer wants it. Scores fall with the id, as in SentencePiece models (llama.cpp merges the best-scoring pair).
+ * The vocabulary of a tokenizer.json as llama.cpp wants it: SentencePiece-style BPE (byte fallback, "▁" normalizer;
+ * scores fall with the id, as in SentencePiece models, and llama.cpp merges the best-scoring pair) as `llama`, or
+ * byte-level BPE with the GPT-2 split (what lopper's `train` makes) as `gpt2` with its merges.
  */
 export function ggufVocab(tokenizer: Tokenizer, where: string): GgufVocab {
   const bytes = tokenizer.files().get('tokenizer.json');
-  const json = bytes ? JSON.parse(new TextDecoder().decode(bytes)) as { model?: { type?: string; vocab?: Record<string, number>; byte_fallback?: boolean; unk_token?: string }; added_tokens?: { id: number; content: string; special?: boolean }[]; normalizer?: unknown } : undefined;
+  const json = bytes ? JSON.parse(new TextDecoder().decode(bytes)) as TokenizerJson : undefined;
   const model = json?.model;
-  if (!model || model.type !== 'BPE' || !model.byte_fallback || !model.vocab || !JSON.stringify(json!.normalizer ?? null).includes('▁')) {
-    throw new LopperError('LP3018', `${where}: only SentencePiece-style BPE tokenizers (byte fallback, "▁" for spaces) can be exported to GGUF yet`, {
-      hint: 'GPT-2 style byte-level BPE vocabularies (tokenizer.ggml.model "gpt2") are not written yet.',
-    });
+  const sentencePiece = model?.type === 'BPE' && model.byte_fallback === true && JSON.stringify(json!.normalizer ?? null).includes('▁');
+  const byteLevel = model?.type === 'BPE' && !model.byte_fallback && json!.pre_tokenizer?.type === 'ByteLevel'
+    && json!.pre_tokenizer.use_regex !== false && !json!.pre_tokenizer.add_prefix_space && json!.normalizer == null;
+  if (!model?.vocab || (!sentencePiece && !byteLevel)) {
+    throw new LopperError('LP3018', `${where}: the tokenizer is neither SentencePiece-style BPE (byte fallback, "▁") nor GPT-2 byte-level BPE; it cannot be exported to GGUF yet`);
   }
   const n = Math.max(...Object.values(model.vocab), ...(json!.added_tokens ?? []).map((t) => t.id)) + 1;
   const tokens = new Array<string>(n).fill('');
   for (const [text, id] of Object.entries(model.vocab)) tokens[id] = text;
   const special = new Set<number>();
   for (const t of json!.added_tokens ?? []) { tokens[t.id] = t.content; if (t.special) special.add(t.id); }
-  const unknownId = model.unk_token !== undefined ? model.vocab[model.unk_token] ?? 0 : 0;
-  const types = tokens.map((t, id) => (id === unknownId ? 2 : special.has(id) ? 3 : /^<0x[0-9A-F]{2}>$/.test(t) ? 6 : 1));
+  const unknownId = model.unk_token ? model.vocab[model.unk_token] : undefined;
+  const types = tokens.map((t, id) => (id === unknownId ? 2 : special.has(id) ? 3 : sentencePiece && /^<0x[0-9A-F]{2}>$/.test(t) ? 6 : 1));
+  if (byteLevel) {
+    const merges = (model.merges ?? []).map((m) => (Array.isArray(m) ? m.join(' ') : m));
+    return { model: 'gpt2', tokens, merges, types, ...(unknownId !== undefined ? { unknownId } : {}) };
+  }
   const firstNormal = types.indexOf(1);
   const scores = types.map((type, id) => (type === 1 ? -(id - firstNormal) : 0));
-  return { tokens, scores, types, unknownId };
+  return { model: 'llama', tokens, scores, types, unknownId: unknownId ?? 0 };
 }
 
 /** A per-layer field: one number when every layer agrees, else the array llama.cpp reads per layer. */
@@ -92,13 +114,16 @@ function metadata(config: LlamaConfig, vocab: GgufVocab, dtype: GgufDtype, name:
     [`${arch}.rope.freq_base`, { type: 'f32', value: config.ropeTheta }],
     [`${arch}.attention.layer_norm_rms_epsilon`, { type: 'f32', value: config.rmsNormEps }],
     [`${arch}.vocab_size`, { type: 'u32', value: config.vocabSize }],
-    ['tokenizer.ggml.model', { type: 'string', value: 'llama' }],
+    ['tokenizer.ggml.model', { type: 'string', value: vocab.model }],
+    // llama.cpp's name for the GPT-2 split regex, which lopper's byte-level BPE uses.
+    ...(vocab.model === 'gpt2' ? [['tokenizer.ggml.pre', { type: 'string', value: 'gpt-2' }] as [string, Value]] : []),
     ['tokenizer.ggml.tokens', { type: 'string[]', value: vocab.tokens }],
-    ['tokenizer.ggml.scores', { type: 'f32[]', value: vocab.scores }],
+    ...(vocab.scores ? [['tokenizer.ggml.scores', { type: 'f32[]', value: vocab.scores }] as [string, Value]] : []),
+    ...(vocab.merges ? [['tokenizer.ggml.merges', { type: 'string[]', value: vocab.merges }] as [string, Value]] : []),
     ['tokenizer.ggml.token_type', { type: 'i32[]', value: vocab.types }],
     ['tokenizer.ggml.bos_token_id', { type: 'u32', value: config.bosTokenId }],
     ['tokenizer.ggml.eos_token_id', { type: 'u32', value: config.eosTokenId }],
-    ['tokenizer.ggml.unknown_token_id', { type: 'u32', value: vocab.unknownId }],
+    ...(vocab.unknownId !== undefined ? [['tokenizer.ggml.unknown_token_id', { type: 'u32', value: vocab.unknownId }] as [string, Value]] : []),
     ['tokenizer.ggml.add_bos_token', { type: 'bool', value: true }],
     ['tokenizer.ggml.add_eos_token', { type: 'bool', value: false }],
   ];

@@ -8,6 +8,7 @@ import { LopperError } from '../errors/lopper-error.js';
 import { halfToFloat } from './safetensors.js';
 import { unpermuteRows } from './permute.js';
 import { Llama2cTokenizer } from './llama2c-tokenizer.js';
+import { hfTokenizerFromBytes } from './tokenizer.js';
 import type { LlamaConfig, Tokenizer, WeightMap } from './types.js';
 
 type GgufValue = number | bigint | boolean | string | GgufValue[];
@@ -263,13 +264,39 @@ export async function readGguf(path: string): Promise<{ config: LlamaConfig; wei
   }
 }
 
+/** A GPT-2 byte-level BPE vocabulary (tokens, merges, control tokens) as the tokenizer.json it came from. */
+function gpt2Tokenizer(path: string, md: Map<string, GgufValue>): Tokenizer {
+  const tokens = md.get('tokenizer.ggml.tokens');
+  const merges = md.get('tokenizer.ggml.merges');
+  const types = md.get('tokenizer.ggml.token_type');
+  const pre = md.get('tokenizer.ggml.pre');
+  if (!Array.isArray(tokens) || !Array.isArray(merges)) throw new LopperError('LP3012', `${path}: a gpt2 vocabulary needs tokenizer.ggml.tokens and tokenizer.ggml.merges`);
+  if (pre !== undefined && pre !== 'gpt-2' && pre !== 'default') {
+    throw new LopperError('LP3012', `${path}: tokenizer.ggml.pre "${String(pre)}" is not read yet (only the GPT-2 split)`);
+  }
+  const vocab: Record<string, number> = {};
+  const added: Record<string, unknown>[] = [];
+  tokens.forEach((t, id) => {
+    if (Array.isArray(types) && Number(types[id]) === 3) added.push({ id, content: String(t), single_word: false, lstrip: false, rstrip: false, normalized: false, special: true });
+    vocab[String(t)] = id;
+  });
+  const json = {
+    version: '1.0', truncation: null, padding: null, added_tokens: added, normalizer: null,
+    pre_tokenizer: { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true }, post_processor: null,
+    decoder: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: true, use_regex: true },
+    model: { type: 'BPE', dropout: null, unk_token: null, continuing_subword_prefix: null, end_of_word_suffix: null, fuse_unk: false, byte_fallback: false, ignore_merges: false, vocab, merges: merges.map(String) },
+  };
+  return hfTokenizerFromBytes(new TextEncoder().encode(JSON.stringify(json)), undefined, path);
+}
+
 function ggufTokenizer(path: string, md: Map<string, GgufValue>, config: LlamaConfig): Tokenizer | null {
   const model = md.get('tokenizer.ggml.model');
   const tokens = md.get('tokenizer.ggml.tokens');
   const scores = md.get('tokenizer.ggml.scores');
   if (model === undefined || tokens === undefined) return null;
+  if (model === 'gpt2') return gpt2Tokenizer(path, md);
   if (model !== 'llama') {
-    throw new LopperError('LP3012', `${path}: tokenizer model "${String(model)}" is not supported (only SentencePiece "llama"); pass a tokenizer.json with \`tokenizer:\``);
+    throw new LopperError('LP3012', `${path}: tokenizer model "${String(model)}" is not supported (SentencePiece "llama", GPT-2 "gpt2"); pass a tokenizer.json with \`tokenizer:\``);
   }
   if (!Array.isArray(tokens) || !Array.isArray(scores) || tokens.length !== scores.length) {
     throw new LopperError('LP3012', `${path}: tokenizer.ggml.tokens/scores are missing or differ in length`);

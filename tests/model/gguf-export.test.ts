@@ -110,6 +110,34 @@ for (const [name, groups, arch] of [
   });
 }
 
+test('lopper export of a model lopper trained (byte-level BPE tokenizer) runs in llama.cpp as gpt2 vocabulary', async (t) => {
+  if (skip) return t.skip(skip);
+  writeFileSync(join(dir, 'trained.yaml'), `version: 1
+name: trained
+runtime: { backend: cpu }
+datasets:
+  text: { path: ${JSON.stringify(TINYSTORIES)}, format: text }
+stages:
+  base:
+    kind: train
+    dataset: text
+    config: { hidden_size: 32, intermediate_size: 64, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, max_position_embeddings: 256 }
+    tokenizer: { kind: bpe, vocab_size: 400 }
+    train: { max_steps: 3, lr: 1.0e-3, batch_size: 4, micro_batch_size: 4, cutoff_len: 32 }
+`);
+  for (const [dtype, tolerance] of [['f32', 1e-3], ['q8_0', 1e-2]] as const) {
+    const out = join(dir, `trained-${dtype}.gguf`);
+    const result = JSON.parse(lopper('export', 'trained.yaml', 'base', '--dtype', dtype, '-o', out, '--json').trim());
+    const p = await perplexities(result.source, out, text());
+    assert.ok(p.sameTokens, `trained ${dtype}: llama.cpp tokenizes the text as lopper does`);
+    const rel = Math.abs(p.llamaCpp - p.lopper) / p.lopper;
+    assert.ok(rel <= tolerance, `trained ${dtype}: llama.cpp ppl ${p.llamaCpp} vs lopper ${p.lopper} (${rel.toExponential(2)} relative)`);
+    const back = await readGguf(out);
+    const source = await loadModel(result.source);
+    assert.deepEqual(back.tokenizer!.encode('Once upon a time.'), source.tokenizer!.encode('Once upon a time.'));
+  }
+});
+
 test('export refuses what it cannot write, naming it, and leaves no file behind', async (t) => {
   if (skip) return t.skip(skip);
   writeFileSync(join(dir, 'bad.yaml'), recipe('bad', 'mlp: { layers: [0, 5] }'));
