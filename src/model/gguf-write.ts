@@ -94,7 +94,8 @@ function metadata(config: LlamaConfig, vocab: GgufVocab, dtype: GgufDtype, name:
   const layers = config.layers;
   const arch = ggufArchitecture(config);
   if (layers.some((l) => l.numAttentionHeads === 0 || l.intermediateSize === 0)) {
-    throw new LopperError('LP3018', 'a layer without attention heads or MLP channels cannot be exported to GGUF (llama.cpp needs at least one of each per layer)');
+    const l = layers.findIndex((x) => x.numAttentionHeads === 0 || x.intermediateSize === 0);
+    throw new LopperError('LP3018', `layer ${l} has no attention heads or no MLP channels left; lopper does not export such a layer to GGUF (llama.cpp's llama and deci layers were only checked with both)`);
   }
   const md: [string, Value][] = [
     ['general.architecture', { type: 'string', value: arch }],
@@ -236,6 +237,7 @@ export async function writeGguf(path: string, model: GgufExport, dtype: GgufDtyp
   if (config.attentionBias || config.mlpBias) throw new LopperError('LP3018', `${path}: models with attention or MLP biases are not exported to GGUF yet`);
   if (config.ropeScaling) throw new LopperError('LP3018', `${path}: rope scaling is not exported to GGUF yet`);
   const vocab = ggufVocab(model.tokenizer, path);
+  const md = metadata(config, vocab, dtype, model.name);
   const tensors = ggufTensors(config, model.weights).map((t) => {
     const type = tensorType(t.shape, dtype);
     return { ...t, type, bytes: encode(t.data, type) };
@@ -243,7 +245,6 @@ export async function writeGguf(path: string, model: GgufExport, dtype: GgufDtyp
   const head = new Bytes();
   head.u32(0x46554747);
   head.u32(3);
-  const md = metadata(config, vocab, dtype, model.name);
   head.u64(tensors.length);
   head.u64(md.length);
   for (const [key, value] of md) { head.str(key); head.value(value); }

@@ -15,6 +15,8 @@ import { initBackend } from '../../src/backend/index.js';
 import { loadModel } from '../../src/model/index.js';
 import { LlamaModel } from '../../src/model/llama.js';
 import { readGguf } from '../../src/model/gguf.js';
+import { writeGguf } from '../../src/model/gguf-write.js';
+import { LopperError } from '../../src/errors/lopper-error.js';
 import { MODEL, TINYSTORIES, missingShared } from '../prune/stories260k-helpers.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
@@ -136,6 +138,16 @@ stages:
     const source = await loadModel(result.source);
     assert.deepEqual(back.tokenizer!.encode('Once upon a time.'), source.tokenizer!.encode('Once upon a time.'));
   }
+});
+
+test('a layer pruned to nothing is refused with the layer named, before any file is written', async (t) => {
+  if (skip) return t.skip(skip);
+  const loaded = await loadModel(MODEL);
+  const config = { ...loaded.config, layers: loaded.config.layers.map((l, i) => (i === 2 ? { ...l, intermediateSize: 0 } : l)) };
+  const out = join(dir, 'empty-layer.gguf');
+  await assert.rejects(writeGguf(out, { config, weights: loaded.weights, tokenizer: loaded.tokenizer!, name: 'x' }, 'f32'),
+    (e: unknown) => e instanceof LopperError && e.code === 'LP3018' && /layer 2/.test(e.message));
+  assert.equal(existsSync(out), false);
 });
 
 test('export refuses what it cannot write, naming it, and leaves no file behind', async (t) => {
