@@ -10,6 +10,7 @@ import { open } from 'node:fs/promises';
 import { LopperError } from '../errors/lopper-error.js';
 import { float32ToBf16, float32ToF16 } from './dtype.js';
 import { permuteRows } from './permute.js';
+import { parameterShapes } from './config.js';
 import type { LlamaConfig, Tokenizer, WeightMap } from './types.js';
 
 export type GgufDtype = 'f32' | 'f16' | 'bf16' | 'q8_0';
@@ -192,70 +193,77 @@ function tensorType(shape: number[], dtype: GgufDtype): number {
   return shape[shape.length - 1]! % 32 === 0 ? GGML.Q8_0 : GGML.F16;
 }
 
-/** llama.cpp's tensor names and the HF weight each holds (Q/K permuted to interleaved RoPE rows). */
-function ggufTensors(config: LlamaConfig, weights: WeightMap): { name: string; shape: number[]; data: Float32Array }[] {
-  const get = (name: string) => {
-    const t = weights.get(name);
-    if (!t) throw new LopperError('LP3009', `parameter "${name}" is missing from the model to export`);
-    return t;
-  };
-  const out: { name: string; shape: number[]; data: Float32Array }[] = [];
-  const add = (name: string, hf: string, permuteHeadDim?: number) => {
-    const t = get(hf);
-    const data = permuteHeadDim ? permuteRows(t.data, t.shape[0]!, t.shape[1]!, permuteHeadDim) : t.data;
-    out.push({ name, shape: t.shape, data });
-  };
-  add('token_embd.weight', 'model.embed_tokens.weight');
+/** llama.cpp's name of each HF parameter, and whether its rows are permuted to interleaved RoPE order. */
+function ggufNames(config: LlamaConfig): Map<string, { name: string; permute: boolean }> {
+  const m = new Map<string, { name: string; permute: boolean }>();
+  m.set('model.embed_tokens.weight', { name: 'token_embd.weight', permute: false });
+  const parts: [string, string, boolean][] = [
+    ['input_layernorm', 'attn_norm', false], ['self_attn.q_proj', 'attn_q', true], ['self_attn.k_proj', 'attn_k', true],
+    ['self_attn.v_proj', 'attn_v', false], ['self_attn.o_proj', 'attn_output', false], ['post_attention_layernorm', 'ffn_norm', false],
+    ['mlp.gate_proj', 'ffn_gate', false], ['mlp.up_proj', 'ffn_up', false], ['mlp.down_proj', 'ffn_down', false],
+  ];
   for (let l = 0; l < config.numHiddenLayers; l++) {
-    const p = `model.layers.${l}`, b = `blk.${l}`;
-    add(`${b}.attn_norm.weight`, `${p}.input_layernorm.weight`);
-    add(`${b}.attn_q.weight`, `${p}.self_attn.q_proj.weight`, config.headDim);
-    add(`${b}.attn_k.weight`, `${p}.self_attn.k_proj.weight`, config.headDim);
-    add(`${b}.attn_v.weight`, `${p}.self_attn.v_proj.weight`);
-    add(`${b}.attn_output.weight`, `${p}.self_attn.o_proj.weight`);
-    add(`${b}.ffn_norm.weight`, `${p}.post_attention_layernorm.weight`);
-    add(`${b}.ffn_gate.weight`, `${p}.mlp.gate_proj.weight`);
-    add(`${b}.ffn_up.weight`, `${p}.mlp.up_proj.weight`);
-    add(`${b}.ffn_down.weight`, `${p}.mlp.down_proj.weight`);
+    for (const [hf, gguf, permute] of parts) m.set(`model.layers.${l}.${hf}.weight`, { name: `blk.${l}.${gguf}.weight`, permute });
   }
-  add('output_norm.weight', 'model.norm.weight');
-  if (!config.tieWordEmbeddings) add('output.weight', 'lm_head.weight');
-  return out;
+  m.set('model.norm.weight', { name: 'output_norm.weight', permute: false });
+  if (!config.tieWordEmbeddings) m.set('lm_head.weight', { name: 'output.weight', permute: false });
+  return m;
+}
+
+function byteLength(shape: number[], type: number): number {
+  const n = shape.reduce((a, d) => a * d, 1);
+  return type === GGML.F32 ? 4 * n : type === GGML.Q8_0 ? (n / 32) * 34 : 2 * n;
+}
+
+/** Visits every parameter once, as host float32, in any order (a weight map, or a checkpoint read tensor by tensor). */
+export type WeightStream = (visit: (hfName: string, data: Float32Array) => Promise<void>) => Promise<void>;
+
+export function weightMapStream(weights: WeightMap): WeightStream {
+  return async (visit) => { for (const [name, t] of weights) await visit(name, t.data); };
 }
 
 export interface GgufExport {
   config: LlamaConfig;
-  weights: WeightMap;
+  /** The parameters: a host weight map, or a stream that holds one tensor at a time. */
+  weights: WeightMap | WeightStream;
   tokenizer: Tokenizer;
   /** general.name */
   name: string;
 }
 
-/** Writes `model` to `path` (GGUF v3, ggml types by `dtype`). */
+/**
+ * Writes `model` to `path` (GGUF v3, ggml types by `dtype`). The layout (every tensor's type and offset) follows from
+ * the config alone, so the header is written first and each tensor goes to its place as it arrives: the host holds
+ * one tensor at a time when `weights` is a stream.
+ */
 export async function writeGguf(path: string, model: GgufExport, dtype: GgufDtype): Promise<void> {
   const { config } = model;
   if (config.attentionBias || config.mlpBias) throw new LopperError('LP3018', `${path}: models with attention or MLP biases are not exported to GGUF yet`);
   if (config.ropeScaling) throw new LopperError('LP3018', `${path}: rope scaling is not exported to GGUF yet`);
   const vocab = ggufVocab(model.tokenizer, path);
   const md = metadata(config, vocab, dtype, model.name);
-  const tensors = ggufTensors(config, model.weights).map((t) => {
-    const type = tensorType(t.shape, dtype);
-    return { ...t, type, bytes: encode(t.data, type) };
-  });
+  const shapes = parameterShapes(config);
+  const names = ggufNames(config);
+  const layout = new Map<string, { name: string; shape: number[]; type: number; offset: number; permute: boolean; written: boolean }>();
+  let offset = 0;
+  for (const [hf, { name, permute }] of names) {
+    const shape = shapes.get(hf)!;
+    const type = tensorType(shape, dtype);
+    layout.set(hf, { name, shape, type, offset, permute, written: false });
+    offset += Math.ceil(byteLength(shape, type) / ALIGNMENT) * ALIGNMENT;
+  }
   const head = new Bytes();
   head.u32(0x46554747);
   head.u32(3);
-  head.u64(tensors.length);
+  head.u64(layout.size);
   head.u64(md.length);
   for (const [key, value] of md) { head.str(key); head.value(value); }
-  let offset = 0;
-  for (const t of tensors) {
+  for (const t of layout.values()) {
     head.str(t.name);
     head.u32(t.shape.length);
     for (const d of [...t.shape].reverse()) head.u64(d);
     head.u32(t.type);
-    head.u64(offset);
-    offset += Math.ceil(t.bytes.length / ALIGNMENT) * ALIGNMENT;
+    head.u64(t.offset);
   }
   const header = head.concat();
   const dataStart = Math.ceil(header.length / ALIGNMENT) * ALIGNMENT;
@@ -264,12 +272,21 @@ export async function writeGguf(path: string, model: GgufExport, dtype: GgufDtyp
   });
   try {
     await fh.write(header, 0, header.length, 0);
-    let at = dataStart;
-    for (const t of tensors) {
-      await fh.write(t.bytes, 0, t.bytes.length, at);
-      at += Math.ceil(t.bytes.length / ALIGNMENT) * ALIGNMENT;
-    }
-    await fh.truncate(at);
+    const stream = model.weights instanceof Map ? weightMapStream(model.weights) : model.weights;
+    await stream(async (hf, data) => {
+      const t = layout.get(hf);
+      if (!t) return; // not a GGUF tensor (a tied lm_head copy)
+      if (data.length !== t.shape.reduce((a, d) => a * d, 1)) {
+        throw new LopperError('LP3008', `${path}: parameter "${hf}" has ${data.length} values, the config implies shape ${JSON.stringify(t.shape)}`);
+      }
+      const rows = t.permute ? permuteRows(data, t.shape[0]!, t.shape[1]!, config.headDim) : data;
+      const bytes = encode(rows, t.type);
+      await fh.write(bytes, 0, bytes.length, dataStart + t.offset);
+      t.written = true;
+    });
+    const missing = [...layout].find(([, t]) => !t.written);
+    if (missing) throw new LopperError('LP3009', `parameter "${missing[0]}" is missing from the model to export`);
+    await fh.truncate(dataStart + offset);
   } finally {
     await fh.close();
   }

@@ -4,9 +4,12 @@
 import { mkdir, rename, rm } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { LopperError } from '../errors/lopper-error.js';
-import { loadModel } from '../model/index.js';
-import { saveModel } from '../model/hf.js';
-import { ggufArchitecture, writeGguf, type GgufDtype } from '../model/gguf-write.js';
+import { detectFormat, loadModel } from '../model/index.js';
+import { modelDirOf, readHfConfigFile, saveModel, streamHfWeights } from '../model/hf.js';
+import { loadTokenizer } from '../model/tokenizer.js';
+import { rawToFloat32 } from '../model/raw-tensor.js';
+import { ggufArchitecture, writeGguf, type GgufDtype, type WeightStream } from '../model/gguf-write.js';
+import type { LlamaConfig, Tokenizer } from '../model/types.js';
 import type { HfDtype } from '../model/dtype.js';
 import { resolvePlan, run, type RunCallOptions } from './run.js';
 
@@ -49,6 +52,18 @@ async function modelSource(recipe: string, target: string, opts: ExportOptions):
   });
 }
 
+async function streamedHf(dir: string): Promise<{ config: LlamaConfig; weights: WeightStream; tokenizer: Tokenizer | null }> {
+  const config = await readHfConfigFile(dir);
+  const tokenizer = await loadTokenizer(dir).catch((e: unknown) => {
+    if (e instanceof LopperError && e.code === 'LP3011') return null;
+    throw e;
+  });
+  const weights: WeightStream = async (visit) => {
+    await streamHfWeights(dir, config, (name, raw) => visit(name, rawToFloat32(raw, `${dir}: tensor "${name}"`)));
+  };
+  return { config, weights, tokenizer };
+}
+
 export async function exportModel(recipe: string, target: string, opts: ExportOptions): Promise<ExportResult> {
   const dtype = opts.dtype ?? 'f32';
   if (!EXPORT_DTYPES.includes(dtype)) {
@@ -59,7 +74,9 @@ export async function exportModel(recipe: string, target: string, opts: ExportOp
   }
   const source = await modelSource(resolve(recipe), target, opts);
   opts.log?.(`reading ${source}`);
-  const loaded = await loadModel(source);
+  // A Hugging Face checkpoint goes to GGUF a tensor at a time (a 7B model is 28 GB as host float32); other sources
+  // (llama2.c, GGUF) are small in practice and read whole.
+  const loaded = opts.format === 'gguf' && (await detectFormat(source)) === 'hf' ? await streamedHf(modelDirOf(source)) : await loadModel(source);
   const out = resolve(opts.out);
   const tmp = join(dirname(out), `.${out.split('/').pop()}.${process.pid}.tmp`);
   try {
@@ -74,7 +91,7 @@ export async function exportModel(recipe: string, target: string, opts: ExportOp
       await writeGguf(tmp, { config: loaded.config, weights: loaded.weights, tokenizer: loaded.tokenizer, name: target }, dtype as GgufDtype);
     } else {
       opts.log?.(`writing ${out} (Hugging Face, ${HF_DTYPE[dtype]})`);
-      await saveModel(tmp, loaded, { dtype: HF_DTYPE[dtype]! });
+      await saveModel(tmp, loaded as Awaited<ReturnType<typeof loadModel>>, { dtype: HF_DTYPE[dtype]! });
     }
     await rm(out, { recursive: true, force: true });
     await rename(tmp, out);

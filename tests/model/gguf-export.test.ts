@@ -140,6 +140,17 @@ stages:
   }
 });
 
+test('exporting a checkpoint a tensor at a time writes the same bytes as from a weight map in memory', async (t) => {
+  if (skip) return t.skip(skip);
+  writeFileSync(join(dir, 'same.yaml'), recipe('same', 'mlp: { layers: [0, 5] }'));
+  const streamed = join(dir, 'streamed.gguf');
+  lopper('export', 'same.yaml', 'base', '--dtype', 'q8_0', '-o', streamed);
+  const loaded = await loadModel(MODEL);
+  const inMemory = join(dir, 'in-memory.gguf');
+  await writeGguf(inMemory, { config: loaded.config, weights: loaded.weights, tokenizer: loaded.tokenizer!, name: 'base' }, 'q8_0');
+  assert.ok(readFileSync(streamed).equals(readFileSync(inMemory)));
+});
+
 test('a layer pruned to nothing is refused with the layer named, before any file is written', async (t) => {
   if (skip) return t.skip(skip);
   const loaded = await loadModel(MODEL);
