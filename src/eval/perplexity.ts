@@ -55,14 +55,19 @@ export function perplexityIds(tokenizer: Tokenizer, text: string): Int32Array {
  */
 export async function perplexityText(dataset: DatasetSpec): Promise<string> {
   if (dataset.format === 'text') {
+    let text: string;
     try {
-      return await readFile(dataset.path, 'utf8');
+      text = await readFile(dataset.path, 'utf8');
     } catch (cause) {
       throw new LopperError('LP5012', `cannot read dataset "${dataset.name}" at ${dataset.path}: ${(cause as Error).message}`, {
         location: { file: dataset.path },
         cause,
       });
     }
+    if (text.trim() === '') {
+      throw new LopperError('LP5008', `dataset "${dataset.name}" is empty; perplexity needs text to score`, { location: { file: dataset.path } });
+    }
+    return text;
   }
   if (dataset.format === 'jsonl') {
     const field = typeof dataset.options.field === 'string' ? dataset.options.field : 'text';

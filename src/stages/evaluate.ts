@@ -9,7 +9,7 @@ import { acquireModel } from './model-ref.js';
 import { countParameters } from '../model/config.js';
 import type { Tokenizer } from '../model/types.js';
 import { readMultipleChoice, type MultipleChoiceRecord } from '../data/jsonl.js';
-import { perplexity, perplexityIds, perplexityText, type PerplexityResult } from '../eval/perplexity.js';
+import { perplexity, perplexityIds, perplexityText, windowCount, type PerplexityResult } from '../eval/perplexity.js';
 import { zeroShot, type ZeroShotResult } from '../eval/zero-shot.js';
 import { resolveTemplate, type Template, type TemplateSpec } from '../eval/templates.js';
 import { forwardMacs, measureTokensPerSecond } from '../eval/speed.js';
@@ -170,6 +170,11 @@ async function run(ctx: StageContext) {
           ctx.progress.note(`${ref}: tokenizing ${spec.name}`);
           ids = perplexityIds(tokenizer, pplTexts[i]!);
           idsCache.set(key, ids);
+        }
+        if (windowCount(ids.length, ppl.seq_len) === 0) {
+          throw new LopperError('LP5008', `dataset "${spec.name}" has ${ids.length} token ids (BOS included), fewer than one window of seq_len ${ppl.seq_len}`, {
+            location: { file: spec.path }, hint: 'Lower perplexity.seq_len or use a longer dataset.',
+          });
         }
         if (ppl.seq_len > loaded.config.maxPositionEmbeddings) {
           ctx.log(`warning: perplexity seq_len ${ppl.seq_len} exceeds ${ref}'s max_position_embeddings ${loaded.config.maxPositionEmbeddings}`);

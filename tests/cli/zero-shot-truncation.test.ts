@@ -40,3 +40,26 @@ stages:
   assert.equal(metrics.models.base.details.zero_shot.piqa.truncated_requests, 2);
   assert.equal(typeof metrics.models.base.zero_shot.piqa.acc_norm, 'number');
 });
+
+test('an empty or too short perplexity dataset fails naming its file, before any window is scored', (t) => {
+  const missing = missingShared();
+  if (missing) return t.skip(`missing ${missing}`);
+  if (!existsSync(cli)) return t.skip('missing dist/cli/main.js (run npx tsc -p .)');
+  const dir = mkdtempSync(join(tmpdir(), 'lopper-empty-'));
+  for (const [file, content, message] of [['empty.txt', '\n\n', /empty\.txt error\[LP5008\]: dataset "text" is empty/], ['short.txt', 'one two', /short\.txt error\[LP5008\]: dataset "text" has \d+ token ids/]] as const) {
+    writeFileSync(join(dir, file), content);
+    writeFileSync(join(dir, 'r.yaml'), `version: 1
+name: empty
+runtime: { backend: cpu }
+models:
+  base: { path: ${JSON.stringify(MODEL)} }
+datasets:
+  text: { path: ${file}, format: text }
+stages:
+  report: { kind: evaluate, models: [base], perplexity: { datasets: [text], seq_len: 64 }, speed: { iterations: 1 } }
+`);
+    const r = spawnSync(process.execPath, [cli, 'run', 'r.yaml'], { cwd: dir, encoding: 'utf8' });
+    assert.equal(r.status, 1, r.stderr);
+    assert.match(r.stderr, message);
+  }
+});
