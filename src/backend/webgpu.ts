@@ -505,6 +505,11 @@ function flushBackend(): void {
  * Returns the bytes released.
  */
 export async function releaseFreeGpuBuffers(): Promise<number> {
+  return destroyPooled(() => true);
+}
+
+/** Destroys the pooled (idle) buffers `doomed` picks, once the queue has finished all submitted work; returns their bytes. */
+async function destroyPooled(doomed: (buffer: GPUBuffer) => boolean): Promise<number> {
   if (!state || tf.getBackend() !== 'webgpu') return 0;
   flushBackend();
   await state.device.queue.onSubmittedWorkDone();
@@ -513,14 +518,16 @@ export async function releaseFreeGpuBuffers(): Promise<number> {
   }).bufferManager;
   let released = 0;
   for (const [key, buffers] of manager.freeBuffers) {
+    const kept: GPUBuffer[] = [];
     for (const b of buffers) {
+      if (!doomed(b)) { kept.push(b); continue; }
       released += b.size;
       b.destroy();
     }
-    // Keep the key: tfjs's releaseBuffer() treats an empty map as "already disposed".
-    manager.freeBuffers.set(key, []);
+    manager.numFreeBuffers -= buffers.length - kept.length;
+    // Keep the key even when empty: tfjs's releaseBuffer() treats an empty map as "already disposed".
+    manager.freeBuffers.set(key, kept);
   }
-  manager.numFreeBuffers = 0;
   manager.numBytesAllocated -= released;
   return released;
 }
@@ -565,30 +572,8 @@ export function assertBindable(what: string, bytes: number): void {
  */
 export async function boundBufferPool(maxIdleBytes: number): Promise<number> {
   const { inUse, allocated } = gpuMemory();
-  if (!state || inUse === null || allocated === null) return 0;
-  const manager = (tf.backend() as unknown as {
-    bufferManager: { freeBuffers: Map<string, GPUBuffer[]>; numFreeBuffers: number; numBytesAllocated: number };
-  }).bufferManager;
   const used = usedSinceBound;
   usedSinceBound = new WeakSet<GPUBuffer>();
-  if (allocated - inUse <= maxIdleBytes) return 0;
-  flushBackend();
-  await state.device.queue.onSubmittedWorkDone();
-  let released = 0;
-  for (const [key, buffers] of manager.freeBuffers) {
-    const kept: GPUBuffer[] = [];
-    for (const b of buffers) {
-      if (used.has(b)) {
-        kept.push(b);
-      } else {
-        released += b.size;
-        b.destroy();
-      }
-    }
-    manager.numFreeBuffers -= buffers.length - kept.length;
-    // Keep the key even when empty: tfjs's releaseBuffer() treats an empty map as "already disposed".
-    manager.freeBuffers.set(key, kept);
-  }
-  manager.numBytesAllocated -= released;
-  return released;
+  if (inUse === null || allocated === null || allocated - inUse <= maxIdleBytes) return 0;
+  return destroyPooled((b) => !used.has(b));
 }

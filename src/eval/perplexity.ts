@@ -18,6 +18,8 @@ export interface PerplexityOptions {
   batchSize: number;
   /** Score only the first `limit` windows. */
   limit?: number;
+  /** The dataset the ids come from, named in errors. */
+  source?: { name: string; path: string };
   signal?: AbortSignal;
   onProgress?: (windowsDone: number, windowsTotal: number) => void;
 }
@@ -101,8 +103,9 @@ export async function perplexity(model: LogProbModel, ids: Int32Array, options: 
   }
   const available = windowCount(ids.length, seqLen);
   if (available === 0) {
-    throw new LopperError('LP5008', `the dataset has ${ids.length} token ids (BOS included), fewer than one window of seq_len ${seqLen}`, {
-      hint: 'Lower perplexity.seq_len or use a longer dataset.',
+    const what = options.source ? `dataset "${options.source.name}"` : 'the dataset';
+    throw new LopperError('LP5008', `${what} has ${ids.length} token ids (BOS included), fewer than one window of seq_len ${seqLen}`, {
+      hint: 'Lower perplexity.seq_len or use a longer dataset.', ...(options.source ? { location: { file: options.source.path } } : {}),
     });
   }
   const windows = options.limit === undefined ? available : Math.min(available, options.limit);

@@ -9,6 +9,7 @@ import { halfToFloat } from './safetensors.js';
 import { unpermuteRows } from './permute.js';
 import { Llama2cTokenizer } from './llama2c-tokenizer.js';
 import { hfTokenizerFromBytes } from './tokenizer.js';
+import { tokenizerJson } from '../train/bpe.js';
 import type { LlamaConfig, Tokenizer, WeightMap } from './types.js';
 
 type GgufValue = number | bigint | boolean | string | GgufValue[];
@@ -264,7 +265,7 @@ export async function readGguf(path: string): Promise<{ config: LlamaConfig; wei
   }
 }
 
-/** A GPT-2 byte-level BPE vocabulary (tokens, merges, control tokens) as the tokenizer.json it came from. */
+/** A GPT-2 byte-level BPE vocabulary (tokens, merges, control tokens) as the tokenizer.json lopper's BPE writes. */
 function gpt2Tokenizer(path: string, md: Map<string, GgufValue>): Tokenizer {
   const tokens = md.get('tokenizer.ggml.tokens');
   const merges = md.get('tokenizer.ggml.merges');
@@ -274,18 +275,9 @@ function gpt2Tokenizer(path: string, md: Map<string, GgufValue>): Tokenizer {
   if (pre !== undefined && pre !== 'gpt-2' && pre !== 'default') {
     throw new LopperError('LP3012', `${path}: tokenizer.ggml.pre "${String(pre)}" is not read yet (only the GPT-2 split)`);
   }
-  const vocab: Record<string, number> = {};
-  const added: Record<string, unknown>[] = [];
-  tokens.forEach((t, id) => {
-    if (Array.isArray(types) && Number(types[id]) === 3) added.push({ id, content: String(t), single_word: false, lstrip: false, rstrip: false, normalized: false, special: true });
-    vocab[String(t)] = id;
-  });
-  const json = {
-    version: '1.0', truncation: null, padding: null, added_tokens: added, normalizer: null,
-    pre_tokenizer: { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true }, post_processor: null,
-    decoder: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: true, use_regex: true },
-    model: { type: 'BPE', dropout: null, unk_token: null, continuing_subword_prefix: null, end_of_word_suffix: null, fuse_unk: false, byte_fallback: false, ignore_merges: false, vocab, merges: merges.map(String) },
-  };
+  const pairs = merges.map((m) => String(m).split(' ') as [string, string]);
+  const special = Array.isArray(types) ? types.flatMap((t, id) => (Number(t) === 3 ? [id] : [])) : [];
+  const json = tokenizerJson({ tokens: tokens.map(String), merges: pairs }, special);
   return hfTokenizerFromBytes(new TextEncoder().encode(JSON.stringify(json)), undefined, path);
 }
 

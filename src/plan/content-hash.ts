@@ -114,13 +114,18 @@ async function plainSha256(path: string): Promise<string> {
   return hash.digest('hex');
 }
 
+/** sha256 of each HASH_CHUNK_BYTES chunk of the first `size` bytes, hashed on the pool's threads. */
+export function chunkDigests(path: string, size: number): Promise<string[]> {
+  const p = hashPool();
+  const chunks: Promise<string>[] = [];
+  for (let start = 0; start < size; start += HASH_CHUNK_BYTES) chunks.push(p.hash(path, start, Math.min(size, start + HASH_CHUNK_BYTES)));
+  return Promise.all(chunks);
+}
+
 /** The content hash of the file at `path` (see the top of this file). */
 export async function contentHash(path: string): Promise<string> {
   const { size } = await stat(path);
   if (size <= HASH_CHUNK_BYTES) return plainSha256(path);
-  const p = hashPool();
-  const chunks: Promise<string>[] = [];
-  for (let start = 0; start < size; start += HASH_CHUNK_BYTES) chunks.push(p.hash(path, start, Math.min(size, start + HASH_CHUNK_BYTES)));
-  const digests = await Promise.all(chunks);
+  const digests = await chunkDigests(path, size);
   return createHash('sha256').update(TREE_PREFIX + digests.join('\n')).digest('hex');
 }

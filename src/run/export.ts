@@ -2,7 +2,7 @@
 // `run --only` would) or a `models:` entry, written as GGUF for llama.cpp or as a Hugging Face directory in a dtype.
 // The file appears under its final name only once written whole (temp name, then rename).
 import { mkdir, rename, rm } from 'node:fs/promises';
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { LopperError } from '../errors/lopper-error.js';
 import { detectFormat, loadModel } from '../model/index.js';
 import { modelDirOf, readHfConfigFile, saveModel, streamHfWeights } from '../model/hf.js';
@@ -78,7 +78,7 @@ export async function exportModel(recipe: string, target: string, opts: ExportOp
   // (llama2.c, GGUF) are small in practice and read whole.
   const loaded = opts.format === 'gguf' && (await detectFormat(source)) === 'hf' ? await streamedHf(modelDirOf(source)) : await loadModel(source);
   const out = resolve(opts.out);
-  const tmp = join(dirname(out), `.${out.split('/').pop()}.${process.pid}.tmp`);
+  const tmp = join(dirname(out), `.${basename(out)}.${process.pid}.tmp`);
   try {
     await mkdir(dirname(out), { recursive: true });
   } catch (e) {

@@ -9,7 +9,7 @@ import { acquireModel } from './model-ref.js';
 import { countParameters } from '../model/config.js';
 import type { Tokenizer } from '../model/types.js';
 import { readMultipleChoice, type MultipleChoiceRecord } from '../data/jsonl.js';
-import { perplexity, perplexityIds, perplexityText, windowCount, type PerplexityResult } from '../eval/perplexity.js';
+import { perplexity, perplexityIds, perplexityText, type PerplexityResult } from '../eval/perplexity.js';
 import { zeroShot, type ZeroShotResult } from '../eval/zero-shot.js';
 import { resolveTemplate, type Template, type TemplateSpec } from '../eval/templates.js';
 import { forwardMacs, measureTokensPerSecond } from '../eval/speed.js';
@@ -171,16 +171,11 @@ async function run(ctx: StageContext) {
           ids = perplexityIds(tokenizer, pplTexts[i]!);
           idsCache.set(key, ids);
         }
-        if (windowCount(ids.length, ppl.seq_len) === 0) {
-          throw new LopperError('LP5008', `dataset "${spec.name}" has ${ids.length} token ids (BOS included), fewer than one window of seq_len ${ppl.seq_len}`, {
-            location: { file: spec.path }, hint: 'Lower perplexity.seq_len or use a longer dataset.',
-          });
-        }
         if (ppl.seq_len > loaded.config.maxPositionEmbeddings) {
           ctx.log(`warning: perplexity seq_len ${ppl.seq_len} exceeds ${ref}'s max_position_embeddings ${loaded.config.maxPositionEmbeddings}`);
         }
         const { value: result, usage } = await metered((): Promise<PerplexityResult> => withProgress(ctx, `${ref} ${spec.name} windows`, (onProgress) =>
-          perplexity(model, ids!, { seqLen: ppl.seq_len, batchSize: ppl.batch_size, limit: ppl.limit, signal: ctx.signal, onProgress }),
+          perplexity(model, ids!, { seqLen: ppl.seq_len, batchSize: ppl.batch_size, limit: ppl.limit, signal: ctx.signal, onProgress, source: spec }),
         ));
         entry.perplexity[spec.name] = result.perplexity;
         (details.perplexity as Record<string, unknown>)[spec.name] = {

@@ -90,16 +90,17 @@ export function trainBpe(text: string, vocabSize: number): BpeModel {
 }
 
 /** The tokenizer.json of a trained model (HF tokenizers serialization, BPE + ByteLevel, no post-processor: callers
- * add BOS themselves, as DESIGN.md specifies). */
-export function tokenizerJson(model: BpeModel): Record<string, unknown> {
+ * add BOS themselves, as DESIGN.md specifies). `specialIds`: the ids of its special tokens (a trained model's are
+ * the first SPECIAL_TOKENS.length; a GGUF gpt2 vocabulary names its own). */
+export function tokenizerJson(model: BpeModel, specialIds: readonly number[] = SPECIAL_TOKENS.map((_, id) => id)): Record<string, unknown> {
   const vocab: Record<string, number> = {};
   model.tokens.forEach((t, i) => { vocab[t] = i; });
   return {
     version: '1.0',
     truncation: null,
     padding: null,
-    added_tokens: SPECIAL_TOKENS.map((content, id) => ({
-      id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true,
+    added_tokens: specialIds.map((id) => ({
+      id, content: model.tokens[id], single_word: false, lstrip: false, rstrip: false, normalized: false, special: true,
     })),
     normalizer: null,
     pre_tokenizer: { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true },

@@ -48,6 +48,5 @@ describe('bounded GPU buffer pool (WebGPU)', () => {
     // Three [4 Mi] float32 tensors are alive at once inside the tidy (fill, mul, add): 48 MiB.
     assert.ok(usage.peakInUseBytes >= 3 * 4 * (1 << 22), `peak in use ${usage.peakInUseBytes}`);
     assert.ok(usage.peakPooledBytes >= usage.peakInUseBytes);
-    assert.ok(usage.pipelinesCompiled >= 0);
   });
 });

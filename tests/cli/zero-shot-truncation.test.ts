@@ -13,6 +13,18 @@ const root = fileURLToPath(new URL('../..', import.meta.url));
 const cli = join(root, 'dist/cli/main.js');
 const PIQA = join(SHARED, 'data/zeroshot/piqa.jsonl');
 
+/** An evaluate-only recipe on stories260K (cpu backend) with the given datasets: and report stage. */
+const evaluateRecipe = (name: string, datasets: string, report: string) => `version: 1
+name: ${name}
+runtime: { backend: cpu }
+models:
+  base: { path: ${JSON.stringify(MODEL)} }
+datasets:
+  ${datasets}
+stages:
+  report: ${report}
+`;
+
 test('lopper run scores a PIQA record longer than the context and counts the truncated requests', (t) => {
   const missing = missingShared();
   if (missing) return t.skip(`missing ${missing}`);
@@ -21,16 +33,8 @@ test('lopper run scores a PIQA record longer than the context and counts the tru
   const dir = mkdtempSync(join(tmpdir(), 'lopper-truncation-'));
   const lines = readFileSync(PIQA, 'utf8').split('\n');
   writeFileSync(join(dir, 'piqa.jsonl'), [lines[0], lines[314], lines[1]].join('\n') + '\n');
-  writeFileSync(join(dir, 'r.yaml'), `version: 1
-name: truncation
-runtime: { backend: cpu }
-models:
-  base: { path: ${JSON.stringify(MODEL)} }
-datasets:
-  piqa: { path: piqa.jsonl, format: multiple-choice, template: piqa }
-stages:
-  report: { kind: evaluate, models: [base], zero_shot: { tasks: [{ dataset: piqa }] }, speed: { iterations: 1 } }
-`);
+  writeFileSync(join(dir, 'r.yaml'), evaluateRecipe('truncation', 'piqa: { path: piqa.jsonl, format: multiple-choice, template: piqa }',
+    '{ kind: evaluate, models: [base], zero_shot: { tasks: [{ dataset: piqa }] }, speed: { iterations: 1 } }'));
   const r = spawnSync(process.execPath, [cli, 'run', 'r.yaml', '--json'], { cwd: dir, encoding: 'utf8' });
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stderr + r.stdout, /2 requests left-truncated to the 512-position context/);
@@ -48,16 +52,8 @@ test('an empty or too short perplexity dataset fails naming its file, before any
   const dir = mkdtempSync(join(tmpdir(), 'lopper-empty-'));
   for (const [file, content, message] of [['empty.txt', '\n\n', /empty\.txt error\[LP5008\]: dataset "text" is empty/], ['short.txt', 'one two', /short\.txt error\[LP5008\]: dataset "text" has \d+ token ids/]] as const) {
     writeFileSync(join(dir, file), content);
-    writeFileSync(join(dir, 'r.yaml'), `version: 1
-name: empty
-runtime: { backend: cpu }
-models:
-  base: { path: ${JSON.stringify(MODEL)} }
-datasets:
-  text: { path: ${file}, format: text }
-stages:
-  report: { kind: evaluate, models: [base], perplexity: { datasets: [text], seq_len: 64 }, speed: { iterations: 1 } }
-`);
+    writeFileSync(join(dir, 'r.yaml'), evaluateRecipe('empty', `text: { path: ${file}, format: text }`,
+      '{ kind: evaluate, models: [base], perplexity: { datasets: [text], seq_len: 64 }, speed: { iterations: 1 } }'));
     const r = spawnSync(process.execPath, [cli, 'run', 'r.yaml'], { cwd: dir, encoding: 'utf8' });
     assert.equal(r.status, 1, r.stderr);
     assert.match(r.stderr, message);

@@ -15,7 +15,7 @@ import { initBackend } from '../../src/backend/index.js';
 import { loadModel } from '../../src/model/index.js';
 import { LlamaModel } from '../../src/model/llama.js';
 import { readGguf } from '../../src/model/gguf.js';
-import { writeGguf } from '../../src/model/gguf-write.js';
+import { ggufVocab, writeGguf } from '../../src/model/gguf-write.js';
 import { LopperError } from '../../src/errors/lopper-error.js';
 import { MODEL, TINYSTORIES, missingShared } from '../prune/stories260k-helpers.js';
 
@@ -159,6 +159,15 @@ test('a layer pruned to nothing is refused with the layer named, before any file
   await assert.rejects(writeGguf(out, { config, weights: loaded.weights, tokenizer: loaded.tokenizer!, name: 'x' }, 'f32'),
     (e: unknown) => e instanceof LopperError && e.code === 'LP3018' && /layer 2/.test(e.message));
   assert.equal(existsSync(out), false);
+});
+
+test('a tokenizer GGUF has no vocabulary kind for (WordPiece, a non-GPT-2 byte-level split) is refused by name', () => {
+  const withJson = (json: unknown) => ({ files: () => new Map([['tokenizer.json', new TextEncoder().encode(JSON.stringify(json))]]) }) as never;
+  const wordPiece = { model: { type: 'WordPiece', vocab: { a: 0 } } };
+  const llama3 = { model: { type: 'BPE', vocab: { a: 0 }, merges: [] }, pre_tokenizer: { type: 'Sequence' }, normalizer: null };
+  for (const json of [wordPiece, llama3]) {
+    assert.throws(() => ggufVocab(withJson(json), 'tok/tokenizer.json'), (e: unknown) => e instanceof LopperError && e.code === 'LP3018' && /tok\/tokenizer\.json/.test(e.message));
+  }
 });
 
 test('export refuses what it cannot write, naming it, and leaves no file behind', async (t) => {
