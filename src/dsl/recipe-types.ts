@@ -597,7 +597,7 @@ export interface ZeroShotOptions {
    */
   tasks: [ZeroShotTask, ...ZeroShotTask[]];
   /**
-   * Sequences per forward pass.
+   * Questions per forward pass: each question is one row, its choices packed after the ids they share (at most 8192 ids per pass; models without packed scoring run one row per choice).
    */
   batch_size?: number;
 }

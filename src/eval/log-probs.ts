@@ -2,12 +2,16 @@
 // zero-shot scoring go through `batchTokenLogProbs`, so a fake model in tests exercises the same code path.
 import * as tf from '@tensorflow/tfjs-core';
 import { boundGpuPool } from '../backend/pool.js';
+import type { TokenLayout } from '../model/llama.js';
+import { batchArrays, type PackedRow } from './packing.js';
 
 export interface LogProbModel {
   /** ids [B, T] int32 → [B, T-1]: log p(ids[b, t+1] | ids[b, ..t]). */
   tokenLogProbs(ids: tf.Tensor2D): tf.Tensor2D;
   /** ids [B, T] → logits [B, T, V]. Optional: lets zero-shot score one-token continuations from one context pass. */
   logits?(ids: tf.Tensor2D): tf.Tensor3D;
+  /** ids, targets [B, T] → log p(targets[b, t] | what ids[b, t] sees under the layout). Optional: lets zero-shot pack a question's choices in one row. */
+  targetLogProbs?(ids: tf.Tensor2D, targets: tf.Tensor2D, opts: { layout: TokenLayout }): tf.Tensor2D;
 }
 
 /**
@@ -61,6 +65,26 @@ export async function nextTokenLogProbs(model: LogProbModel, rows: readonly Arra
     return rows.map((_, b) => data.subarray(b * vocab, (b + 1) * vocab));
   } finally {
     ids.dispose();
+    out?.dispose();
+    await boundGpuPool();
+  }
+}
+
+/** Σ target log-probabilities of each request packed in `rows` (padded to `length`), in one forward pass. Needs `model.targetLogProbs`. */
+export async function packedScores(model: LogProbModel, rows: readonly PackedRow[], length: number, padId: number): Promise<number[][]> {
+  if (!model.targetLogProbs) throw new Error('packedScores: the model has no targetLogProbs()');
+  const { ids: idData, targets: targetData, positions, segments } = batchArrays(rows, length, padId);
+  const shape: [number, number] = [rows.length, length];
+  const ids = tf.tensor2d(idData, shape, 'int32');
+  const targets = tf.tensor2d(targetData, shape, 'int32');
+  let out: tf.Tensor2D | undefined;
+  try {
+    out = model.targetLogProbs(ids, targets, { layout: { positions, segments } });
+    const logProbs = (await out.data()) as Float32Array;
+    return rows.map((row, b) => row.scored.map((indices) => indices.reduce((sum, i) => sum + logProbs[b * length + i]!, 0)));
+  } finally {
+    ids.dispose();
+    targets.dispose();
     out?.dispose();
     await boundGpuPool();
   }

@@ -6,7 +6,8 @@ import { LopperError } from '../errors/lopper-error.js';
 import type { Tokenizer } from '../model/types.js';
 import type { MultipleChoiceRecord } from '../data/jsonl.js';
 import type { ChoiceRequest, Template, ZeroShotMetric } from './templates.js';
-import { batchTokenLogProbs, nextTokenLogProbs, type LogProbModel } from './log-probs.js';
+import { batchTokenLogProbs, nextTokenLogProbs, packedScores, type LogProbModel } from './log-probs.js';
+import { packRequests, packedBatches } from './packing.js';
 
 // On cpu/wasm tensor reads resolve as microtasks only: without a macrotask turn between batches, SIGINT and
 // watch-mode events (which abort the signal) would not be seen until the loop ends.
@@ -79,7 +80,7 @@ export function predictions(scores: readonly number[], continuations: readonly s
 }
 
 export interface ZeroShotOptions {
-  /** Sequences (choices) per forward pass; the choices of one question always share a batch. */
+  /** Rows per forward pass: one per question (its choices packed after their shared prefix) when the model scores packed rows, else one per choice; a question never spans two batches. */
   batchSize: number;
   /** Model context length: longer requests are left-truncated as lm-evaluation-harness does (encodeRequest). */
   maxLength?: number;
@@ -156,6 +157,79 @@ export async function scoreRequests(model: LogProbModel, requests: readonly Enco
   });
 }
 
+/** Progress and cancellation between batches, shared by the scoring paths. */
+interface Batches {
+  questions: Question[];
+  scores: number[][];
+  options: ZeroShotOptions;
+  padId: number;
+  /** Called after each batch with the number of questions it finished. */
+  finished(n: number): void;
+}
+
+async function betweenBatches(options: ZeroShotOptions): Promise<void> {
+  if (options.signal) await turn();
+  options.signal?.throwIfAborted();
+}
+
+/**
+ * Questions whose choices are single tokens after one shared context (e.g. " true" / " false" with a LLaMA
+ * vocabulary) cost one row: the log-softmax at the context's last position scores every choice (lm-eval's
+ * one-token continuation reuse).
+ */
+async function scoreShared(model: LogProbModel, indices: readonly number[], vocabSize: number, run: Batches): Promise<void> {
+  const { questions, scores, options } = run;
+  let pending: number[] = [];
+  const flush = async () => {
+    if (pending.length === 0) return;
+    await betweenBatches(options);
+    const rows = pending.map((q) => questions[q]!.encoded[0]!.ids.slice(0, questions[q]!.encoded[0]!.start));
+    const dists = await nextTokenLogProbs(model, rows, rows.map((r) => r.length - 1));
+    pending.forEach((q, b) => {
+      scores[q] = questions[q]!.encoded.map((e) => dists[b]![e.ids[e.start]!]!);
+    });
+    run.finished(pending.length);
+    pending = [];
+  };
+  for (const q of indices) {
+    const length = Math.max(questions[q]!.encoded[0]!.start, ...pending.map((p) => questions[p]!.encoded[0]!.start));
+    if (pending.length > 0 && (pending.length + 1 > options.batchSize || (pending.length + 1) * length * vocabSize > SHARED_LOGITS_ELEMENTS)) {
+      await flush();
+    }
+    pending.push(q);
+  }
+  await flush();
+}
+
+/** One row per question, its choices packed after their common prefix (packing.ts), longest rows first. */
+async function scorePacked(model: LogProbModel, indices: readonly number[], run: Batches): Promise<void> {
+  const { questions, scores, options } = run;
+  const rows = indices.map((q) => packRequests(questions[q]!.encoded));
+  for (const batch of packedBatches(rows.map((r) => r.ids.length), options.batchSize)) {
+    await betweenBatches(options);
+    const batchScores = await packedScores(model, batch.rows.map((k) => rows[k]!), batch.length, run.padId);
+    batch.rows.forEach((k, b) => { scores[indices[k]!] = batchScores[b]!; });
+    run.finished(batch.rows.length);
+  }
+}
+
+/** One row per choice, consecutive questions per batch (models that only give next-token log-probs). */
+async function scoreUnpacked(model: LogProbModel, indices: readonly number[], run: Batches): Promise<void> {
+  const { questions, scores, options } = run;
+  for (const packed of packQuestions(indices.map((i) => questions[i]!.requests.length), options.batchSize)) {
+    await betweenBatches(options);
+    const batch = packed.map((k) => indices[k]!);
+    const batchScores = await scoreRequests(model, batch.flatMap((q) => questions[q]!.encoded), run.padId);
+    let offset = 0;
+    for (const q of batch) {
+      const n = questions[q]!.requests.length;
+      scores[q] = batchScores.slice(offset, offset + n);
+      offset += n;
+    }
+    run.finished(batch.length);
+  }
+}
+
 /** Scores every record of a task with its template and returns acc (and acc_norm where the template defines it). */
 export async function zeroShot(
   model: LogProbModel,
@@ -178,49 +252,15 @@ export async function zeroShot(
   const scores: number[][] = new Array(questions.length);
   let done = 0;
   options.onProgress?.(0, questions.length);
-  // Questions whose choices are single tokens after one shared context (e.g. " true" / " false" with a LLaMA
-  // vocabulary) cost one row: the log-softmax at the context's last position scores every choice (lm-eval's
-  // one-token continuation reuse). The rest run one row per choice. Either way a result does not depend on
-  // the batch it ran in.
+  const run: Batches = {
+    questions, scores, options, padId: tokenizer.eosId,
+    finished(n) { done += n; options.onProgress?.(done, questions.length); },
+  };
+  // Every path scores a question the same whatever batch it runs in (causal attention, padding after the ids).
   const sharedIndex = questions.flatMap((q, i) => (q.shared ? [i] : []));
   const rowIndex = questions.flatMap((q, i) => (q.shared ? [] : [i]));
-  let pending: number[] = [];
-  const flushShared = async () => {
-    if (pending.length === 0) return;
-    if (options.signal) await turn();
-    options.signal?.throwIfAborted();
-    const rows = pending.map((q) => questions[q]!.encoded[0]!.ids.slice(0, questions[q]!.encoded[0]!.start));
-    const dists = await nextTokenLogProbs(model, rows, rows.map((r) => r.length - 1));
-    pending.forEach((q, b) => {
-      scores[q] = questions[q]!.encoded.map((e) => dists[b]![e.ids[e.start]!]!);
-    });
-    done += pending.length;
-    options.onProgress?.(done, questions.length);
-    pending = [];
-  };
-  for (const q of sharedIndex) {
-    const length = Math.max(questions[q]!.encoded[0]!.start, ...pending.map((p) => questions[p]!.encoded[0]!.start));
-    if (pending.length > 0 && (pending.length + 1 > options.batchSize || (pending.length + 1) * length * tokenizer.vocabSize > SHARED_LOGITS_ELEMENTS)) {
-      await flushShared();
-    }
-    pending.push(q);
-  }
-  await flushShared();
-  for (const packed of packQuestions(rowIndex.map((i) => questions[i]!.requests.length), options.batchSize)) {
-    if (options.signal) await turn();
-    options.signal?.throwIfAborted();
-    const batch = packed.map((k) => rowIndex[k]!);
-    const flat = batch.flatMap((q) => questions[q]!.encoded);
-    const batchScores = await scoreRequests(model, flat, tokenizer.eosId);
-    let offset = 0;
-    for (const q of batch) {
-      const n = questions[q]!.requests.length;
-      scores[q] = batchScores.slice(offset, offset + n);
-      offset += n;
-    }
-    done += batch.length;
-    options.onProgress?.(done, questions.length);
-  }
+  await scoreShared(model, sharedIndex, tokenizer.vocabSize, run);
+  await (model.targetLogProbs ? scorePacked(model, rowIndex, run) : scoreUnpacked(model, rowIndex, run));
   let accHits = 0;
   let normHits = 0;
   questions.forEach((q, i) => {

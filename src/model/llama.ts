@@ -31,6 +31,18 @@ export interface ForwardOptions {
   /** Wraps every linear projection (LoRA adapters, activation capture). `x` is [tokens, in]. */
   linear?: LinearHook;
   training?: boolean;
+  /** Several sequences packed into one row (shared prefix, then branches); default: one causal sequence per row. */
+  layout?: TokenLayout;
+}
+
+/**
+ * Where each id of a [B, T] batch sits, both [B·T] row-major: its rotary position, and its segment. An id sees the
+ * ids before it in its row that are in its own segment or in segment 0 (the shared prefix), so branches packed after
+ * a common prefix are scored as if each ran alone after it.
+ */
+export interface TokenLayout {
+  positions: Int32Array;
+  segments: Int32Array;
 }
 
 /** Largest [rows × vocab] block the LM head materializes at once: 2^24 float32 = 64 MiB. */
@@ -41,6 +53,25 @@ const MAX_BINDING_BYTES = 2_147_483_644;
 const SPLITTABLE = new Set(['model.embed_tokens.weight', 'lm_head.weight']);
 /** Masked attention scores: exp() of this underflows to exactly 0, as with HF's finfo.min. */
 const MASK_VALUE = -1e9;
+
+interface Rope { rot: tf.Tensor2D; cos: tf.Tensor; sin: tf.Tensor; perToken: boolean }
+
+/** The additive [B, 1, T, T] attention mask of a packed layout: 0 where query q may see key k (TokenLayout), else MASK_VALUE. */
+function layoutMask(layout: TokenLayout, B: number, T: number): Float32Array {
+  const m = new Float32Array(B * T * T).fill(MASK_VALUE);
+  const seg = layout.segments;
+  for (let b = 0; b < B; b++) {
+    for (let q = 0; q < T; q++) {
+      const sq = seg[b * T + q]!;
+      const row = (b * T + q) * T;
+      for (let k = 0; k <= q; k++) {
+        const sk = seg[b * T + k]!;
+        if (sk === 0 || sk === sq) m[row + k] = 0;
+      }
+    }
+  }
+  return m;
+}
 
 registerGradients();
 registerCpuKernels();
@@ -288,13 +319,14 @@ export class LlamaModel {
   }
 
   /** Rotary embedding of a projection x [B·T, n·D] as attention heads [B, n, T, D]. */
-  private ropeHeads(x: tf.Tensor, B: number, T: number, n: number, rope: { rot: tf.Tensor2D; cos: tf.Tensor; sin: tf.Tensor }): tf.Tensor4D {
+  private ropeHeads(x: tf.Tensor, B: number, T: number, n: number, rope: Rope): tf.Tensor4D {
     const D = this.config.headDim;
-    if (fusedOpsActive()) return fusedRopeHeads(x, rope.cos, rope.sin, [B, T, n, D]);
+    // Packed rows carry per-id positions ([B, T, 1, D] tables); the fused kernel reads one [T, 1, D] table.
+    if (fusedOpsActive() && !rope.perToken) return fusedRopeHeads(x, rope.cos, rope.sin, [B, T, n, D]);
     return tf.transpose(this.rope(tf.reshape(x, [B, T, n, D]), rope.rot, rope.cos, rope.sin), [0, 2, 1, 3]);
   }
 
-  private attention(i: number, x: tf.Tensor2D, B: number, T: number, rope: { rot: tf.Tensor2D; cos: tf.Tensor; sin: tf.Tensor }, masks: Map<number, tf.Tensor2D>, opts: ForwardOptions, keepMasks = false): tf.Tensor2D {
+  private attention(i: number, x: tf.Tensor2D, B: number, T: number, rope: Rope, masks: Map<number, tf.Tensor>, opts: ForwardOptions, keepMasks = false): tf.Tensor2D {
     const { numAttentionHeads: nh, numKeyValueHeads: kv } = this.config.layers[i]!;
     const D = this.config.headDim;
     const p = `model.layers.${i}.self_attn`;
@@ -314,16 +346,18 @@ export class LlamaModel {
     // contiguous, so [B, nh, T, D] → [B, kv, rep·T, D] groups each KV head's queries along the row axis.
     const qg = tf.reshape(q4, [B, kv, rep * T, D]);
     const scores = tf.matMul(qg, k4, false, true);
-    const probs = fusedOpsActive()
-      ? fusedCausalSoftmax(scores, 1 / Math.sqrt(D), T)
-      : this.causalSoftmax(scores, 1 / Math.sqrt(D), rep, T, masks, keepMasks);
+    const probs = opts.layout
+      ? this.layoutSoftmax(scores, 1 / Math.sqrt(D), B, nh, T, opts.layout, masks, keepMasks)
+      : fusedOpsActive()
+        ? fusedCausalSoftmax(scores, 1 / Math.sqrt(D), T)
+        : this.causalSoftmax(scores, 1 / Math.sqrt(D), rep, T, masks, keepMasks);
     const o = tf.matMul(probs, v4); // [B, kv, rep·T, D]
     const merged = tf.reshape(tf.transpose(tf.reshape(o, [B, nh, T, D]), [0, 2, 1, 3]), [B * T, nh * D]);
     return this.linear(`${p}.o_proj`, merged, this.attnBias.has('o_proj'), opts) as tf.Tensor2D;
   }
 
   /** softmax(scores·scale + causal mask) over the last axis of [B, kv, rep·T, T] scores (row r sees columns ≤ r mod T). */
-  private causalSoftmax(scores: tf.Tensor, scale: number, rep: number, T: number, masks: Map<number, tf.Tensor2D>, keep: boolean): tf.Tensor {
+  private causalSoftmax(scores: tf.Tensor, scale: number, rep: number, T: number, masks: Map<number, tf.Tensor>, keep: boolean): tf.Tensor {
     let mask = masks.get(rep);
     if (!mask) {
       const m = new Float32Array(rep * T * T);
@@ -334,6 +368,18 @@ export class LlamaModel {
       masks.set(rep, mask);
     }
     return tf.softmax(tf.add(tf.mul(scores, scale), mask), -1);
+  }
+
+  /** As causalSoftmax for packed rows: [B, kv, rep·T, T] scores are viewed as [B, nh, T, T] under a [B, 1, T, T] mask. */
+  private layoutSoftmax(scores: tf.Tensor, scale: number, B: number, nh: number, T: number, layout: TokenLayout, masks: Map<number, tf.Tensor>, keep: boolean): tf.Tensor {
+    let mask = masks.get(-1);
+    if (!mask) {
+      mask = tf.tensor4d(layoutMask(layout, B, T), [B, 1, T, T]);
+      if (keep) tf.keep(mask);
+      masks.set(-1, mask);
+    }
+    const heads = tf.reshape(scores, [B, nh, T, T]);
+    return tf.reshape(tf.softmax(tf.add(tf.mul(heads, scale), mask), -1), scores.shape);
   }
 
   private mlp(i: number, x: tf.Tensor2D, opts: ForwardOptions): tf.Tensor2D {
@@ -349,16 +395,34 @@ export class LlamaModel {
     return this.linear(`${p}.down_proj`, act, bias, opts) as tf.Tensor2D;
   }
 
+  /** Rotary tables for a [B, T] batch: [T, 1, D] for plain rows, [B, T, 1, D] gathered by position for packed ones. */
+  private ropeFor(B: number, T: number, layout: TokenLayout | undefined): Rope {
+    const D = this.config.headDim, h = D / 2;
+    const r = new Float32Array(D * D);
+    for (let j = 0; j < h; j++) { r[(j + h) * D + j] = -1; r[j * D + j + h] = 1; }
+    const rot = tf.tensor2d(r, [D, D]);
+    if (!layout) {
+      const { cos, sin } = ropeTables(this.config, T);
+      return { rot, cos: tf.tensor3d(cos, [T, 1, D]), sin: tf.tensor3d(sin, [T, 1, D]), perToken: false };
+    }
+    if (layout.positions.length !== B * T || layout.segments.length !== B * T) {
+      throw new Error(`token layout of ${layout.positions.length} positions / ${layout.segments.length} segments for ids [${B}, ${T}]`);
+    }
+    const table = ropeTables(this.config, Math.max(...layout.positions) + 1);
+    const cos = new Float32Array(B * T * D), sin = new Float32Array(B * T * D);
+    layout.positions.forEach((p, j) => {
+      cos.set(table.cos.subarray(p * D, (p + 1) * D), j * D);
+      sin.set(table.sin.subarray(p * D, (p + 1) * D), j * D);
+    });
+    return { rot, cos: tf.tensor4d(cos, [B, T, 1, D]), sin: tf.tensor4d(sin, [B, T, 1, D]), perToken: true };
+  }
+
   /** Final hidden states after the last RMSNorm, [B·T, H]. Call inside tf.tidy. */
   hidden(ids: tf.Tensor2D, opts: ForwardOptions = {}): tf.Tensor2D {
     const [B, T] = ids.shape;
     if (ids.dtype !== 'int32') throw new Error('LlamaModel: ids must be an int32 tensor');
-    const { cos, sin } = ropeTables(this.config, T);
-    const D = this.config.headDim, h = D / 2;
-    const r = new Float32Array(D * D);
-    for (let j = 0; j < h; j++) { r[(j + h) * D + j] = -1; r[j * D + j + h] = 1; }
-    const rope = { rot: tf.tensor2d(r, [D, D]), cos: tf.tensor3d(cos, [T, 1, D]), sin: tf.tensor3d(sin, [T, 1, D]) };
-    const masks = new Map<number, tf.Tensor2D>();
+    const rope = this.ropeFor(B, T, opts.layout);
+    const masks = new Map<number, tf.Tensor>();
     // Without a gradient tape nothing needs a layer's intermediates once it is done: freeing them layer by layer keeps
     // a forward's GPU working set at one layer's activations. Held to the end of an outer tidy, a 7B forward's
     // thousands of intermediates (GBs) overflow the bounded buffer pool, which is then emptied, and every batch
@@ -415,25 +479,34 @@ export class LlamaModel {
     const [B, T] = ids.shape;
     if (T < 2) throw new Error('tokenLogProbs needs at least 2 positions');
     return tf.tidy(() => {
-      const V = this.config.vocabSize;
       // Every position is scored against the next id (the last one against a dummy 0) and the last column is
       // dropped afterwards: slicing the [B, T] result is cheaper than slicing (and padding back, in the gradient)
       // the [B, T, H] hidden states.
+      const targets = tf.concat([tf.slice(ids, [0, 1], [B, T - 1]), tf.zeros([B, 1], 'int32')], 1) as tf.Tensor2D;
+      return tf.slice(this.targetLogProbs(ids, targets, opts), [0, 0], [B, T - 1]) as tf.Tensor2D;
+    });
+  }
+
+  /** log p(targets[b, t] | what ids[b, t] sees under the layout), [B, T]; the LM head runs over row chunks. */
+  targetLogProbs(ids: tf.Tensor2D, targets: tf.Tensor2D, opts: ForwardOptions = {}): tf.Tensor2D {
+    const [B, T] = ids.shape;
+    return tf.tidy(() => {
+      const V = this.config.vocabSize;
       const h = this.hidden(ids, opts);
       const H = this.config.hiddenSize;
-      const targets = tf.reshape(tf.concat([tf.slice(ids, [0, 1], [B, T - 1]), tf.zeros([B, 1], 'int32')], 1), [B * T]) as tf.Tensor1D;
+      const flatTargets = tf.reshape(targets, [B * T]) as tf.Tensor1D;
       const rows = B * T;
       const chunk = Math.max(1, Math.floor(Math.min(this.logitsChunkElements, this.maxElements()) / V));
       const parts: tf.Tensor1D[] = [];
       for (let start = 0; start < rows; start += chunk) {
         const n = Math.min(chunk, rows - start);
         const hc = rows <= chunk ? h : tf.slice(h, [start, 0], [n, H]);
-        const tc = rows <= chunk ? targets : tf.slice(targets, [start], [n]);
+        const tc = rows <= chunk ? flatTargets : tf.slice(flatTargets, [start], [n]);
         const logits = this.headLogits(hc, opts);
         parts.push(targetLogProbs(logits, tf.cast(tf.oneHot(tc, V), 'float32') as tf.Tensor2D));
       }
       const all = parts.length === 1 ? parts[0]! : tf.concat(parts, 0);
-      return tf.slice(tf.reshape(all, [B, T]), [0, 0], [B, T - 1]) as tf.Tensor2D;
+      return tf.reshape(all, [B, T]) as tf.Tensor2D;
     });
   }
 
