@@ -1,6 +1,6 @@
 // Writing a device-resident model as a Hugging Face directory in a chosen dtype, one tensor at a time: for a
-// 16-bit dtype each tensor is rounded on the device (the resident copy then equals the file, bit for bit) and
-// downloaded as 16-bit; float32 tensors are downloaded as they are. The host holds a few tensors at most.
+// 16-bit dtype the whole model is first rounded on the device (the resident copy then equals the file, bit for bit)
+// and each tensor downloaded as 16-bit; float32 tensors are downloaded as they are. The host holds a few tensors.
 import * as tf from '@tensorflow/tfjs-core';
 import { bytesFromPackedWords, pack16, unpack16 } from '../backend/pack16.js';
 import { StageCancelled } from '../errors/lopper-error.js';
@@ -18,11 +18,19 @@ export interface DeviceModelToSave {
   dtype: HfDtype;
 }
 
-/** Rounds a variable to 16 bits in place and returns its 16-bit bits (little-endian, as safetensors stores them). */
-async function roundAndDownload(v: tf.Variable, kind: 'bf16' | 'f16'): Promise<Uint8Array> {
+/** Rounds every parameter of `m` to its 16-bit dtype in place (device work only; nothing for float32). */
+export function roundDeviceModel(m: DeviceModelToSave): void {
+  const kind = halfKindOf(m.dtype);
+  if (!kind) return;
+  for (const v of m.model.params.values()) {
+    tf.tidy(() => { v.assign(tf.reshape(unpack16(pack16(v, kind), v.size, kind), v.shape)); });
+  }
+}
+
+/** The 16-bit bits of a variable already rounded to `kind` (little-endian, as safetensors stores them). */
+async function download16(v: tf.Variable, kind: 'bf16' | 'f16'): Promise<Uint8Array> {
   const packed = pack16(v, kind);
   try {
-    v.assign(tf.tidy(() => tf.reshape(unpack16(packed, v.size, kind), v.shape)));
     return bytesFromPackedWords((await packed.data()) as Int32Array, v.size);
   } finally {
     packed.dispose();
@@ -56,7 +64,7 @@ function deviceSource(m: DeviceModelToSave, signal?: AbortSignal): TensorSource 
     const vars = m.model.variablesOf(name);
     const shape = shapes.get(name)!;
     if (kind) {
-      const parts = await Promise.all(vars.map((v) => roundAndDownload(v, kind)));
+      const parts = await Promise.all(vars.map((v) => download16(v, kind)));
       return { dtype: kind === 'bf16' ? 'BF16' : 'F16', shape, bytes: concat(parts, (n) => new Uint8Array(n)) };
     }
     const parts = await Promise.all(vars.map(async (v) => (await v.data()) as Float32Array));
@@ -89,7 +97,11 @@ function deviceSource(m: DeviceModelToSave, signal?: AbortSignal): TensorSource 
   };
 }
 
-/** Writes `m` into `dir` (created) in `m.dtype`. 16-bit dtypes round the device copy in place, so it equals the file. */
-export async function saveDeviceModel(dir: string, m: DeviceModelToSave, opts: { signal?: AbortSignal } = {}): Promise<void> {
+/**
+ * Writes `m` into `dir` (created) in `m.dtype`. 16-bit dtypes round the device copy in place first, so it equals the
+ * file; with `rounded`, the caller did that already (roundDeviceModel) and may compute on the model while this writes.
+ */
+export async function saveDeviceModel(dir: string, m: DeviceModelToSave, opts: { signal?: AbortSignal; rounded?: boolean } = {}): Promise<void> {
+  if (!opts.rounded) roundDeviceModel(m);
   await saveModel(dir, { config: m.config, weights: deviceSource(m, opts.signal), tokenizer: m.tokenizer }, { dtype: m.dtype });
 }

@@ -10,6 +10,7 @@ export const runErrorCodes = {
   LP7006: { code: 'LP7006', name: 'RunCancelled', title: 'The run was interrupted' },
   LP7007: { code: 'LP7007', name: 'UnknownStageModule', title: 'No stage module is registered for a stage kind' },
   LP7008: { code: 'LP7008', name: 'StoreUnreadable', title: 'The store holds an entry lopper cannot read' },
+  LP7009: { code: 'LP7009', name: 'UpstreamNotStored', title: 'An upstream stage did not finish writing its output, so this stage\'s output is not stored' },
   LP7010: { code: 'LP7010', name: 'ExportRequestInvalid', title: 'An export names no model, or a format or dtype lopper does not write' },
 } satisfies Record<string, ErrorInfo>;
 

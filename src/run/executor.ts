@@ -218,7 +218,21 @@ export class Execution {
     let failure: { stageId: string; error: unknown } | undefined;
     let backend: BackendInfo | undefined;
 
-    const ready = (id: string) => byId.get(id)!.dependsOn.every((d) => done.has(d) && ['ran', 'cached', 'skipped'].includes(outcomes[d]?.status ?? ''));
+    // Modules of the stages to run, known up front so that scheduling can ask what a stage reads; a module that does
+    // not load fails its stage in runOne.
+    const modules = new Map<string, StageModule>();
+    for (const id of pending) {
+      const kind = byId.get(id)!.kind;
+      if (!modules.has(kind)) await loadModule(opts.stages, kind).then((m) => modules.set(kind, m), () => undefined);
+    }
+    // Stages whose run returned with writes in flight (StageResult.pending), and per such stage whether it committed.
+    const writing = new Set<string>();
+    const committed = new Map<string, Promise<boolean>>();
+    const settled = (d: string) => done.has(d) && ['ran', 'cached', 'skipped'].includes(outcomes[d]?.status ?? '');
+    const ready = (id: string) => {
+      const early = modules.get(byId.get(id)!.kind)?.readsResidentModels === true;
+      return byId.get(id)!.dependsOn.every((d) => settled(d) || (early && writing.has(d)));
+    };
     const blocked = (id: string) => byId.get(id)!.dependsOn.some((d) => ['failed', 'cancelled', 'not run'].includes(outcomes[d]?.status ?? '') && done.has(d));
 
     const runOne = async (id: string): Promise<void> => {
@@ -233,6 +247,8 @@ export class Execution {
       let releaseSlot: (() => void) | undefined;
       let releaseLock: (() => Promise<void>) | undefined;
       let tmp: string | undefined;
+      let markCommitted: (ok: boolean) => void = () => undefined;
+      committed.set(id, new Promise<boolean>((resolve) => { markCommitted = resolve; }));
       try {
         const module = await loadModule(opts.stages, stage.kind);
         const resource = stageResource(stage.kind, module as { resource?: unknown });
@@ -257,13 +273,26 @@ export class Execution {
         const meter = await openMeter();
         let result;
         try {
-          result = await withDeviceChecks(backend, id, () => module.run(ctx));
+          try {
+            result = await withDeviceChecks(backend, id, () => module.run(ctx));
+          } finally {
+            const gpu = meter.stop().gpu;
+            if (gpu) outcome.gpu = gpu;
+          }
+          const inFlight = result?.pending;
+          if (inFlight) {
+            // The device work is done: free the slot and let stages that compute on the resident model start.
+            releaseSlot?.();
+            releaseSlot = undefined;
+            writing.add(id);
+            this.wake();
+            await withDeviceChecks(backend, id, () => inFlight);
+          }
         } finally {
           outcome.peakRssBytes = rss.stop();
-          const gpu = meter.stop().gpu;
-          if (gpu) outcome.gpu = gpu;
         }
         controller.signal.throwIfAborted();
+        await this.upstreamStored(stage, committed);
         outcome.wallMs = Math.round(performance.now() - t);
         outcome.startedAt = startedAt.toISOString();
         outcome.summary = result?.summary;
@@ -283,6 +312,8 @@ export class Execution {
           failure ??= { stageId: id, error: e };
         }
       } finally {
+        markCommitted(outcome.status === 'ran' || outcome.status === 'cached');
+        writing.delete(id);
         if (tmp) await store.discardTemp(tmp);
         await releaseLock?.();
         releaseSlot?.();
@@ -323,6 +354,21 @@ export class Execution {
     const result: RunResult = { runId: this.runId, status, plan, store: store.dir, decisions, stages: ordered, backend, wallMs: performance.now() - t0, failed: failure, models };
     reporter?.onRunEnd?.(result);
     return result;
+  }
+
+  /**
+   * Waits for the upstream stages this one started beside (their writes in flight) to commit; refuses to store this
+   * output when one did not, so the store never holds a stage whose inputs it lacks.
+   */
+  private async upstreamStored(stage: PlannedStage, committed: Map<string, Promise<boolean>>): Promise<void> {
+    for (const d of stage.dependsOn) {
+      const ok = committed.get(d);
+      if (ok && !(await ok)) {
+        throw new LopperError('LP7009', `stage ${stage.id} ran on the resident model of ${d}, which did not finish writing its output; ${stage.id}'s output is not stored`, {
+          hint: `See ${d}'s error above; run again once it is fixed.`,
+        });
+      }
+    }
   }
 
   private context(stage: PlannedStage, outDir: string, signal: AbortSignal, reporter: RunReporter | undefined): StageContext {

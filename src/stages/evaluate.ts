@@ -265,5 +265,6 @@ const stage: StageModule = {
   version: '1',
   outputKind: 'metrics',
   run,
+  readsResidentModels: true,
 };
 export default stage;

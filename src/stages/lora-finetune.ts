@@ -14,7 +14,7 @@ import { readTrainSettings, type TrainSettings } from '../train/options.js';
 import { runTraining } from '../train/run-training.js';
 import type { TrainTask } from '../train/trainer.js';
 import { acquireModel } from './model-ref.js';
-import { outputDtype, saveResidentModel } from './model-output.js';
+import { outputDtype, writeResidentModel } from './model-output.js';
 import type { StageContext, StageModule } from './types.js';
 
 export function readLoraOptions(stage: string, value: unknown): LoraOptions {
@@ -73,12 +73,14 @@ async function tune(ctx: StageContext, loaded: ResidentModel, settings: TrainSet
     };
     const result = await runTraining(ctx, settings, task, trainSet, split, 0, () => true);
     const adapterWeights = await adapters.weights();
-    const merged = mergeOnDevice(model, adapters.modules, adapters.variables, adapters.scale);
-    const adopted = await saveResidentModel(ctx, { ...loaded, model: merged, dtype: outputDtype(ctx, loaded.dtype) }, path.join(ctx.outDir, 'model'));
-    adopted?.release();
     await writePeftAdapter(path.join(ctx.outDir, 'adapter'), loraOptions, adapterWeights, null);
+    const dtype = outputDtype(ctx, loaded.dtype);
+    const merged = mergeOnDevice(model, adapters.modules, adapters.variables, adapters.scale);
+    // Last: once the write is in flight the stage returns, and the executor waits for it before committing.
+    const pending = writeResidentModel(ctx, { ...loaded, model: merged, dtype }, path.join(ctx.outDir, 'model'));
     const firstVal = result.log.find((r) => 'val_loss' in r && r.step === 0) as { val_loss: number } | undefined;
     return {
+      pending,
       summary: {
         steps: result.totalSteps, final_loss: result.finalLoss,
         val_loss_before: firstVal?.val_loss ?? null, best_val_loss: result.bestValLoss, best_step: result.bestStep,
@@ -93,5 +95,5 @@ async function tune(ctx: StageContext, loaded: ResidentModel, settings: TrainSet
 
 // 2: dropout masks from backend/dropout.ts's counter hash (on the GPU) instead of tf.dropout; merged on the device in
 // float32; model/ in the base checkpoint's dtype unless `dtype:` says otherwise.
-const stage: StageModule = { kind: 'lora-finetune', version: '2', outputKind: 'model', run };
+const stage: StageModule = { kind: 'lora-finetune', version: '2', outputKind: 'model', run, readsResidentModels: true };
 export default stage;

@@ -7,7 +7,7 @@ import { LopperError } from '../errors/lopper-error.js';
 import { countParameters } from '../model/config.js';
 import type { ResidentModel } from '../model/residency.js';
 import { acquireModel } from './model-ref.js';
-import { outputDtype, saveResidentModel } from './model-output.js';
+import { outputDtype, writeResidentModel } from './model-output.js';
 import { pruneDeviceModel } from '../prune/device-surgery.js';
 import type { LlamaConfig } from '../model/types.js';
 import type { PruningGroup } from '../prune/groups.js';
@@ -152,10 +152,10 @@ async function pruneResident(ctx: StageContext, base: ResidentModel, req: PruneR
   checkConfig(prunedConfig);
   const paramsAfter = countParameters(prunedConfig);
   const dtype = outputDtype(ctx, base.dtype);
-  const model = pruneDeviceModel(base.model, groups, kept);
-  const adopted = await saveResidentModel(ctx, { ...base, config: prunedConfig, model, dtype }, join(ctx.outDir, 'model'));
-  adopted?.release();
   await writeJsonAtomic(ctx.outDir, 'plan.json', planJson(config, prunedConfig, groups, kept, paramsBefore, paramsAfter));
+  const model = pruneDeviceModel(base.model, groups, kept);
+  // Last: once the write is in flight the stage returns, and the executor waits for it before committing.
+  const pending = writeResidentModel(ctx, { ...base, config: prunedConfig, model, dtype }, join(ctx.outDir, 'model'));
   ctx.log(`${paramsBefore} -> ${paramsAfter} parameters (${((100 * paramsAfter) / paramsBefore).toFixed(2)}%), written as ${dtype}`);
-  return { summary: { params_before: paramsBefore, params_after: paramsAfter, ratio: r, scope, dtype } };
+  return { pending, summary: { params_before: paramsBefore, params_after: paramsAfter, ratio: r, scope, dtype } };
 }

@@ -12,7 +12,7 @@ import { readTrainSettings } from '../train/options.js';
 import { decaysExceptNormsAndBiases, runTraining } from '../train/run-training.js';
 import type { TrainTask } from '../train/trainer.js';
 import { loadModelRef } from './model-ref.js';
-import { outputDtype, saveResidentModel } from './model-output.js';
+import { outputDtype, writeResidentModel } from './model-output.js';
 import type { StageContext, StageModule } from './types.js';
 
 function int(stage: string, raw: Record<string, unknown>, key: string, fallback?: number): number {
@@ -97,10 +97,10 @@ async function run(ctx: StageContext) {
     };
     const result = await runTraining(ctx, settings, task, trainSet, val, 0, decaysExceptNormsAndBiases);
     for (const v of model.params.values()) v.trainable = false;
-    owned = false; // saveResidentModel owns the model from here on, also when it fails
-    const adopted = await saveResidentModel(ctx, { config, tokenizer, format: 'hf', source: ctx.outDir, dtype, model }, path.join(ctx.outDir, 'model'));
-    adopted?.release();
+    owned = false; // writeResidentModel owns the model from here on, also when it fails
+    const pending = writeResidentModel(ctx, { config, tokenizer, format: 'hf', source: ctx.outDir, dtype, model }, path.join(ctx.outDir, 'model'));
     return {
+      pending,
       summary: {
         params: countParameters(config), steps: result.totalSteps, final_loss: result.finalLoss,
         best_val_loss: result.bestValLoss, best_step: result.bestStep,

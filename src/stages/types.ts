@@ -77,6 +77,12 @@ export interface StageContext {
 export interface StageResult {
   /** Small JSON-able summary for the run record (e.g. metrics, params_after). */
   summary?: Record<string, unknown>;
+  /**
+   * Work still in flight when `run` returns (a model's files being written): the output is committed once it
+   * settles, and the stage fails if it rejects. Meanwhile the device slot is free and stages that read this one's
+   * models through the residency only (`readsResidentModels`) may start.
+   */
+  pending?: Promise<void>;
 }
 
 export interface StageModule {
@@ -85,4 +91,9 @@ export interface StageModule {
   version: string;
   outputKind: OutputKind;
   run(ctx: StageContext): Promise<StageResult | void>;
+  /**
+   * The stage reads its upstream stages' models through the residency (acquireModel) and no other upstream file,
+   * so it may start while an upstream model is still being written (StageResult.pending).
+   */
+  readsResidentModels?: boolean;
 }

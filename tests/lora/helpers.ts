@@ -70,6 +70,7 @@ export async function runStage(bench: Bench, stage: StageModule, id: string, par
     ...(opts.checkpointDir ? { checkpointDir: opts.checkpointDir } : {}),
   };
   const result = await stage.run(ctx);
+  await result?.pending; // the model's files, still being written when run returns
   return { outDir, result };
 }
 

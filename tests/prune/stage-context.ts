@@ -39,6 +39,7 @@ export class StageBench {
       log() {},
     };
     const result = await stage.run(ctx);
+    await result?.pending; // the model's files, still being written when run returns
     this.summaries.set(id, result?.summary);
     this.outputs.set(id, outDir);
     return outDir;
