@@ -1,5 +1,6 @@
 // evaluate: perplexity, zero-shot multiple choice, size and speed of every listed model; writes metrics.json
-// (DESIGN.md shape) and logs the comparison table, relative to the first model.
+// (DESIGN.md shape) and samples.jsonl (per question: scores and predictions), and logs the comparison table,
+// relative to the first model.
 import { writeFile } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
@@ -10,7 +11,7 @@ import { countParameters } from '../model/config.js';
 import type { Tokenizer } from '../model/types.js';
 import { readMultipleChoice, type MultipleChoiceRecord } from '../data/jsonl.js';
 import { perplexity, perplexityIds, perplexityText, type PerplexityResult } from '../eval/perplexity.js';
-import { zeroShot, type ZeroShotResult } from '../eval/zero-shot.js';
+import { predictions, zeroShot, type ZeroShotResult } from '../eval/zero-shot.js';
 import { resolveTemplate, type Template, type TemplateSpec } from '../eval/templates.js';
 import { forwardMacs, measureTokensPerSecond } from '../eval/speed.js';
 import { metered, openMeter, usageJson } from '../backend/meter.js';
@@ -98,6 +99,18 @@ function tokenizerKey(tokenizer: Tokenizer): string {
   return hash.digest('hex');
 }
 
+/** Per-question scores and predictions, one JSON line each (as lm-evaluation-harness's --log_samples). */
+const SAMPLES_FILE = 'samples.jsonl';
+
+function sampleLines(model: string, task: Task, result: ZeroShotResult): string[] {
+  return task.records.map((record, q) => {
+    const scores = result.scores[q]!;
+    const predicted = predictions(scores, task.template.requests(record).map((r) => r.continuation));
+    const line = { model, task: task.name, line: record.line, label: record.label, scores, acc: predicted.acc, ...(result.acc_norm === undefined ? {} : { acc_norm: predicted.acc_norm }) };
+    return `${JSON.stringify(line)}\n`;
+  });
+}
+
 function cancelled(ctx: StageContext, e: unknown): unknown {
   return ctx.signal.aborted ? new StageCancelled(ctx.id) : e;
 }
@@ -141,6 +154,7 @@ async function run(ctx: StageContext) {
   const idsCache = new Map<string, Int32Array>();
 
   const metrics: MetricsFile = { models: {}, baseline: params.models[0] };
+  const samples: string[] = [];
   for (const ref of params.models) {
     const lease = await acquireModel(ctx, ref);
     const loaded = lease.resident;
@@ -194,6 +208,7 @@ async function run(ctx: StageContext) {
           }),
         ));
         entry.zero_shot[task.name] = result.acc_norm === undefined ? { acc: result.acc } : { acc: result.acc, acc_norm: result.acc_norm };
+        samples.push(...sampleLines(ref, task, result));
         (details.zero_shot as Record<string, unknown>)[task.name] = {
           questions: result.questions, prefix_mismatches: result.prefixMismatches, truncated_requests: result.truncated,
           shared_context: result.sharedContext, ...usageJson(usage),
@@ -236,6 +251,7 @@ async function run(ctx: StageContext) {
     backend: tf.getBackend(),
   };
   await writeFile(join(ctx.outDir, 'metrics.json'), JSON.stringify(metrics, null, 2) + '\n');
+  if (samples.length > 0) await writeFile(join(ctx.outDir, SAMPLES_FILE), samples.join(''));
   for (const line of formatTable(metrics).split('\n')) ctx.log(line);
   return {
     summary: {
@@ -262,7 +278,8 @@ async function withProgress<T>(ctx: StageContext, phase: string, body: (onProgre
 const stage: StageModule = {
   kind: 'evaluate',
   // 1: DESIGN.md perplexity and zero-shot protocols, metrics.json with params, macs, tokens/s.
-  version: '1',
+  // 2: choices packed after their shared prefix (scores equal to float32 rounding); samples.jsonl.
+  version: '2',
   outputKind: 'metrics',
   run,
   readsResidentModels: true,

@@ -71,6 +71,17 @@ stages:
   assert.ok(Math.abs(pruned.perplexity.stories / expectedPruned - 1) < 1e-5, `pruned ${pruned.perplexity.stories} vs ${expectedPruned}`);
   // HF transformers float64 on the first 8 ARC-Easy records: 2 right by acc and by acc_norm.
   assert.deepEqual(base.zero_shot, { arc_easy: { acc: 0.25, acc_norm: 0.25 } });
+  // samples.jsonl: one line per model and question, whose predictions make up metrics.json's accuracies.
+  const samples = (await readFile(join(last.stages.report.output, 'samples.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l));
+  assert.equal(samples.length, 16);
+  for (const model of ['base', 'pruned']) {
+    const mine = samples.filter((x) => x.model === model);
+    assert.deepEqual(mine.map((x) => x.line), [1, 2, 3, 4, 5, 6, 7, 8]);
+    for (const x of mine) assert.equal(x.acc, x.scores.indexOf(Math.max(...x.scores)));
+    for (const metric of ['acc', 'acc_norm'] as const) {
+      assert.equal(mine.filter((x) => x[metric] === x.label).length / 8, metrics.models[model].zero_shot.arc_easy[metric]);
+    }
+  }
   const plan = JSON.parse(await readFile(join(last.stages.pruned.output, 'plan.json'), 'utf8'));
   assert.equal(base.params, plan.params_before);
   assert.equal(pruned.params, plan.params_after);
