@@ -3,7 +3,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
-import { coversF32MatMul, f32MatMulTensors } from '../../src/backend/kernels/matmul-f32.js';
+import { coversF32MatMul, f32MatMulTensors, splitCount } from '../../src/backend/kernels/matmul-f32.js';
 import { mulberry32 } from '../../src/seeded-random.js';
 import { webGpuSession } from './webgpu-session.js';
 
@@ -49,6 +49,34 @@ describe('float32 tiled matmul (WebGPU)', () => {
       }
     });
   }
+
+  for (const [M, N, K, splits] of [[130, 200, 1028, 4], [64, 129, 260, 3], [5, 40, 36, 4]] as const) {
+    it(`[${M}, ${K}]·[${N}, ${K}]ᵀ split in ${splits} K ranges (ragged, a range past K) equals the float64 product`, async (t) => {
+      if (!session.info) return t.skip(session.skipReason);
+      const a = random(M * K, M * 3 + K);
+      const b = random(N * K, N * 5 + K);
+      const at = tf.tensor2d(a, [M, K]);
+      const bt = tf.tensor2d(b, [N, K]);
+      const before = tf.memory().numTensors;
+      const y = f32MatMulTensors(at, bt, splits);
+      try {
+        assert.equal(tf.memory().numTensors, before + 1, 'only the product is left');
+        assert.deepEqual(y.shape, [M, N]);
+        const err = worstError((await y.data()) as Float32Array, a, b, M, N, K);
+        assert.ok(err < 1e-6, `relative error ${err}`);
+      } finally {
+        tf.dispose([at, bt, y]);
+      }
+    });
+  }
+
+  it('under-filled products split K until about two workgroups per H200 SM, never below 256-deep ranges', () => {
+    assert.equal(splitCount(512, 4096, 4096), 4); // a perplexity batch of 4 × 128: 128 tiles
+    assert.equal(splitCount(512, 1024, 4096), 16); // its k/v projections: 32 tiles
+    assert.equal(splitCount(4096, 14336, 4096), 1);
+    assert.equal(splitCount(128, 1024, 4096), 16); // 8 tiles, limited by the 256-deep ranges
+    assert.equal(splitCount(512, 4096, 300), 1);
+  });
 
   it('tf.matMul routes big x·Wᵀ products to the kernel and everything else to tfjs, with equal results', async (t) => {
     if (!session.info) return t.skip(session.skipReason);

@@ -16,22 +16,38 @@ const SLICE_K = 16;
  * kernel; at 128 tiles and more this kernel was 1.6–2.1× faster).
  */
 const MIN_TILES = 96;
+/**
+ * Below this many workgroups (about two per SM on the H200) the K axis is split: each workgroup sums one K range of
+ * its tile into its own [M, N] slab and the slabs are added afterwards. A [512, 4096]·[4096, 4096]ᵀ product (a
+ * perplexity batch of 4 × 128) has 128 tiles, one 256-thread workgroup per SM, too few to hide memory latency.
+ */
+const TARGET_WORKGROUPS = 264;
+/** Smallest K range of one split. */
+const MIN_SPLIT_K = 256;
+
+/** How many K ranges a product of this shape is split into (1: none). */
+export function splitCount(M: number, N: number, K: number): number {
+  const tiles = Math.ceil(M / TILE) * Math.ceil(N / TILE);
+  let splits = 1;
+  while (tiles * splits < TARGET_WORKGROUPS && K / (splits * 2) >= MIN_SPLIT_K) splits *= 2;
+  return splits;
+}
 
 interface ProgramBackend {
   runWebGPUProgram(program: FusedProgram & { variableComponents?: number[] }, inputs: tf.TensorInfo[], outputDtype: 'float32',
     uniforms?: { type: string; data: number[] }[]): tf.TensorInfo;
 }
 
-function program(M: number, N: number): FusedProgram & { variableComponents: number[] } {
+function program(M: number, N: number, splits: number): FusedProgram & { variableComponents: number[] } {
   return {
     variableNames: ['A', 'B'],
     variableComponents: [4, 4],
-    outputShape: [M, N],
-    shaderKey: 'lopper_matmul_f32_nt_128x128x16_v2',
+    outputShape: splits === 1 ? [M, N] : [splits, M, N],
+    shaderKey: 'lopper_matmul_f32_nt_128x128x16_v3',
     dispatchLayout: { x: [1], y: [0] } as unknown as { x: number[] },
-    dispatch: [Math.ceil(N / TILE), Math.ceil(M / TILE), 1],
+    dispatch: [Math.ceil(N / TILE), Math.ceil(M / TILE), splits],
     workgroupSize: [16, 16, 1],
-    uniforms: 'dimM : i32, dimN : i32, dimK : i32,',
+    uniforms: 'dimM : i32, dimN : i32, dimK : i32, splitK : i32,',
     getUserCode: () => `
   // Transposed K slices: sA[k * 32 + q] holds rows 4q..4q+3 of column k (sB likewise for W's rows).
   var<workgroup> sA : array<vec4<f32>, ${SLICE_K * 32}>;
@@ -39,7 +55,7 @@ function program(M: number, N: number): FusedProgram & { variableComponents: num
 
   // Threads 0-127 stage A's slice, 128-255 W's: each a 4 × 4 block (rows 4q..4q+3, k quad kq), read as four
   // vec4s along k and stored as four vec4s along rows, so that no two threads write parts of one vec4.
-  fn loadBlock(row0 : i32, k0 : i32) -> array<vec4<f32>, 4> {
+  fn loadBlock(row0 : i32, k0 : i32, kEnd : i32) -> array<vec4<f32>, 4> {
     let t = i32(localIndex);
     let isA = t < 128;
     let b = t % 128;
@@ -49,7 +65,7 @@ function program(M: number, N: number): FusedProgram & { variableComponents: num
     for (var e = 0; e < 4; e++) {
       let row = row0 + (b / 4) * 4 + e;
       var v = vec4<f32>(0.0);
-      if (row < limit && k < uniforms.dimK) {
+      if (row < limit && k < kEnd) {
         let at = (row * uniforms.dimK + k) / 4;
         if (isA) { v = A[at]; } else { v = B[at]; }
       }
@@ -77,13 +93,21 @@ function program(M: number, N: number): FusedProgram & { variableComponents: num
     var acc : array<vec4<f32>, 16>;
     for (var i = 0; i < 16; i++) { acc[i] = vec4<f32>(0.0); }
     let row0 = select(n0, m0, i32(localIndex) < 128);
-    var next = loadBlock(row0, 0);
-    for (var k0 = 0; k0 < uniforms.dimK; k0 = k0 + ${SLICE_K}) {
+    // This workgroup's K range (the whole of K unless the product is split; splitK is a multiple of the slice).
+    let kBegin = i32(workgroupId.z) * uniforms.splitK;
+    let kEnd = min(uniforms.dimK, kBegin + uniforms.splitK);
+    let slab = i32(workgroupId.z) * uniforms.dimM * uniforms.dimN;
+    var next = loadBlock(row0, kBegin, kEnd);
+    // The trip count is a uniform (barriers need uniform control flow); slices past kEnd load zeros.
+    for (var step = 0; step < uniforms.splitK; step = step + ${SLICE_K}) {
+      let k0 = kBegin + step;
       workgroupBarrier();
       storeBlock(next);
       workgroupBarrier();
-      if (k0 + ${SLICE_K} < uniforms.dimK) {
-        next = loadBlock(row0, k0 + ${SLICE_K});
+      if (k0 + ${SLICE_K} < kEnd) {
+        next = loadBlock(row0, k0 + ${SLICE_K}, kEnd);
+      } else {
+        next = array<vec4<f32>, 4>(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
       }
       for (var k = 0; k < ${SLICE_K}; k++) {
         let a0 = sA[k * 32 + ty];
@@ -105,7 +129,7 @@ function program(M: number, N: number): FusedProgram & { variableComponents: num
           let v = acc[i * 2 + h];
           for (var c = 0; c < 4; c++) {
             let n = n0 + h * 64 + tx * 4 + c;
-            if (n < uniforms.dimN) { result[m * uniforms.dimN + n] = v[c]; }
+            if (n < uniforms.dimN) { result[slab + m * uniforms.dimN + n] = v[c]; }
           }
         }
       }
@@ -121,17 +145,28 @@ export function coversF32MatMul(a: tf.TensorInfo, b: tf.TensorInfo, transposeA: 
   const [M, K] = a.shape as [number, number];
   const [N, Kb] = b.shape as [number, number];
   if (K !== Kb || K % 4 !== 0 || M === 0 || N === 0 || K === 0) return false;
-  return force || (Math.ceil(M / TILE) * Math.ceil(N / TILE) >= MIN_TILES && K >= SLICE_K);
+  return force || (Math.ceil(M / TILE) * Math.ceil(N / TILE) * splitCount(M, N, K) >= MIN_TILES && K >= SLICE_K);
 }
 
 /** a [M, K] · b [N, K]ᵀ → [M, N] on the kernel; callers check coversF32MatMul first. */
-export function f32MatMulNT(a: tf.TensorInfo, b: tf.TensorInfo, backend: object): tf.TensorInfo {
+export function f32MatMulNT(a: tf.TensorInfo, b: tf.TensorInfo, backend: object, splits = splitCount(a.shape[0]!, b.shape[0]!, a.shape[1]!)): tf.TensorInfo {
   const [M, K] = a.shape as [number, number];
   const N = b.shape[0]!;
-  return (backend as ProgramBackend).runWebGPUProgram(program(M, N), [a, b], 'float32', [
+  const splitK = Math.ceil(K / splits / SLICE_K) * SLICE_K;
+  const run = backend as ProgramBackend & { disposeData(id: object): void };
+  const out = run.runWebGPUProgram(program(M, N, splits), [a, b], 'float32', [
     // One entry per scalar: tfjs aligns a multi-value entry as a vector, the struct declares scalars.
-    { type: 'int32', data: [M] }, { type: 'int32', data: [N] }, { type: 'int32', data: [K] },
+    { type: 'int32', data: [M] }, { type: 'int32', data: [N] }, { type: 'int32', data: [K] }, { type: 'int32', data: [splitK] },
   ]);
+  if (splits === 1) return out;
+  // The slabs are added by the backend's own Sum kernel (called as tfjs kernels call each other, so no op is taped
+  // or tracked twice), in split order: the same sums whatever else runs.
+  const sumKernel = tf.getKernel('Sum', 'webgpu')!.kernelFunc;
+  try {
+    return sumKernel({ inputs: { x: out }, backend: backend as tf.KernelBackend, attrs: { axis: [0], keepDims: false } }) as tf.TensorInfo;
+  } finally {
+    run.disposeData(out.dataId);
+  }
 }
 
 type MatMulArgs = { inputs: { a: tf.TensorInfo; b: tf.TensorInfo }; backend: object; attrs: { transposeA: boolean; transposeB: boolean } & Record<string, unknown> };
@@ -155,8 +190,8 @@ export function registerF32MatMul(): void {
   tf.registerKernel({ kernelName: 'BatchMatMul', backendName: 'webgpu', kernelFunc: registered });
 }
 
-/** The kernel's product as a tensor, for any covered shape however small (tests, benchmarks). */
-export function f32MatMulTensors(a: tf.Tensor2D, b: tf.Tensor2D): tf.Tensor2D {
+/** The kernel's product as a tensor, for any covered shape however small (tests, benchmarks); `splits` forces a K split. */
+export function f32MatMulTensors(a: tf.Tensor2D, b: tf.Tensor2D, splits?: number): tf.Tensor2D {
   if (!coversF32MatMul(a, b, false, true, true)) throw new Error(`f32MatMulTensors: [${a.shape}]·[${b.shape}]ᵀ is not covered`);
-  return tf.engine().makeTensorFromTensorInfo(f32MatMulNT(a, b, tf.backend())) as tf.Tensor2D;
+  return tf.engine().makeTensorFromTensorInfo(f32MatMulNT(a, b, tf.backend(), splits)) as tf.Tensor2D;
 }
