@@ -3,7 +3,7 @@
 // are exported through `lopper export`; llama.cpp loads each, tokenizes TinyStories text as lopper does, and its
 // teacher-forced perplexity over the same ids equals lopper's (≤ 1e-3 relative for f32, ≤ 1e-2 for f16 and q8_0).
 // lopper reads the files back (F16, BF16, Q8_0 dequantized) with the same config.
-import { test, before, after } from 'node:test';
+import { test, before, after, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -86,6 +86,27 @@ async function perplexities(sourceDir: string, gguf: string, text: string): Prom
 
 const text = () => readFileSync(TINYSTORIES, 'utf8').slice(0, 2000);
 
+/**
+ * node-llama-cpp's prebuilt CPU backend runs Q8_0 matmuls on AMX tiles where the CPU has them, and those give wrong
+ * results on these small models: the heterogeneous Q8_0 export measured perplexity 677 (22,553 in another run)
+ * through the sapphirerapids variant and 19.30 through the icelake variant of the same llama.cpp build, against
+ * lopper's 19.19 (llama.cpp's AMX kernels have known wrong results, ggml-org/llama.cpp#16315). There the Q8_0 files
+ * are still read back by lopper below, but not compared through llama.cpp.
+ */
+const llamaCppQ8Unreliable = existsSync('/proc/cpuinfo') && /\bamx_int8\b/.test(readFileSync('/proc/cpuinfo', 'utf8'));
+
+/** Compares llama.cpp's perplexity with lopper's, unless llama.cpp cannot compute `dtype` right on this CPU. */
+async function checkInLlamaCpp(t: TestContext, what: string, source: string, gguf: string, dtype: string, tolerance: number): Promise<void> {
+  if (dtype === 'q8_0' && llamaCppQ8Unreliable) {
+    t.diagnostic(`${what} q8_0: not compared through llama.cpp on this CPU (its AMX Q8_0 kernels; see llamaCppQ8Unreliable)`);
+    return;
+  }
+  const p = await perplexities(source, gguf, text());
+  assert.ok(p.sameTokens, `${what} ${dtype}: llama.cpp tokenizes the text as lopper does`);
+  const rel = Math.abs(p.llamaCpp - p.lopper) / p.lopper;
+  assert.ok(rel <= tolerance, `${what} ${dtype}: llama.cpp ppl ${p.llamaCpp} vs lopper ${p.lopper} (${rel.toExponential(2)} relative)`);
+}
+
 for (const [name, groups, arch] of [
   ['dense', null, 'llama'],
   ['uniform', 'mlp: { layers: [0, 5] }', 'llama'],
@@ -99,10 +120,7 @@ for (const [name, groups, arch] of [
       const out = join(dir, `${name}-${dtype}.gguf`);
       const result = JSON.parse(lopper('export', `${name}.yaml`, target, '--format', 'gguf', '--dtype', dtype, '-o', out, '--json').trim());
       assert.equal(result.architecture, arch);
-      const p = await perplexities(result.source, out, text());
-      assert.ok(p.sameTokens, `${name} ${dtype}: llama.cpp tokenizes the text as lopper does`);
-      const rel = Math.abs(p.llamaCpp - p.lopper) / p.lopper;
-      assert.ok(rel <= tolerance, `${name} ${dtype}: llama.cpp ppl ${p.llamaCpp} vs lopper ${p.lopper} (${rel.toExponential(2)} relative)`);
+      await checkInLlamaCpp(t, name, result.source, out, dtype, tolerance);
       // lopper reads its own export back, dequantized, with the same per-layer widths.
       const back = await readGguf(out);
       const source = await loadModel(result.source);
@@ -130,10 +148,7 @@ stages:
   for (const [dtype, tolerance] of [['f32', 1e-3], ['q8_0', 1e-2]] as const) {
     const out = join(dir, `trained-${dtype}.gguf`);
     const result = JSON.parse(lopper('export', 'trained.yaml', 'base', '--dtype', dtype, '-o', out, '--json').trim());
-    const p = await perplexities(result.source, out, text());
-    assert.ok(p.sameTokens, `trained ${dtype}: llama.cpp tokenizes the text as lopper does`);
-    const rel = Math.abs(p.llamaCpp - p.lopper) / p.lopper;
-    assert.ok(rel <= tolerance, `trained ${dtype}: llama.cpp ppl ${p.llamaCpp} vs lopper ${p.lopper} (${rel.toExponential(2)} relative)`);
+    await checkInLlamaCpp(t, 'trained', result.source, out, dtype, tolerance);
     const back = await readGguf(out);
     const source = await loadModel(result.source);
     assert.deepEqual(back.tokenizer!.encode('Once upon a time.'), source.tokenizer!.encode('Once upon a time.'));
