@@ -19,8 +19,11 @@ import type { HostTensor, LlamaConfig, Tokenizer, WeightMap } from './types.js';
 export interface TensorSource {
   /** Shape of every parameter; the names must be exactly the config's parameters. */
   shapes: Map<string, number[]>;
-  /** The tensor's data: float32 values, or 16-bit bits (written unchanged when they match the saved dtype). */
-  read(name: string): Promise<HostTensor | Raw16Tensor>;
+  /**
+   * The tensor's data: float32 values, or 16-bit bits (written unchanged when they match the saved dtype);
+   * `release` is called once the data's writes have ended.
+   */
+  read(name: string): Promise<(HostTensor | Raw16Tensor) & { release?: () => void }>;
 }
 
 export interface SaveModelInput {

@@ -32,7 +32,11 @@ export class WriteWindow {
 
   constructor(private readonly maxWrites: number, private readonly maxBytes: number) {}
 
-  async add(bytes: number, start: () => Promise<void>): Promise<void> {
+  /**
+   * Issues `start` once the window has room; resolves then, with `ended`: the write's end (never rejecting; boxed,
+   * since a promise resolved with a promise would wait for it).
+   */
+  async add(bytes: number, start: () => Promise<void>): Promise<{ ended: Promise<unknown> }> {
     while (this.pending.length >= this.maxWrites || (this.pending.length > 0 && this.bytes + bytes > this.maxBytes)) {
       await this.retireOldest();
     }
@@ -40,6 +44,7 @@ export class WriteWindow {
     const settled = start().then(() => undefined, (e: unknown) => e ?? new Error('write failed'));
     this.pending.push({ settled, bytes });
     this.bytes += bytes;
+    return { ended: settled };
   }
 
   /** Waits for every issued write; throws the first failure. */

@@ -8,10 +8,12 @@ import { float32ToHalf, halfToFloat32, type FloatDtype } from './dtype.js';
 import { WriteWindow } from './io-window.js';
 import { numelOf, type Raw16Tensor } from './raw-tensor.js';
 
-/** Float32Array is written as `dtype` (default: the writer's floatDtype, F32); Int32Array as I32. */
+/**
+ * Float32Array is written as `dtype` (default: the writer's floatDtype, F32); Int32Array as I32. `release` is
+ * called once every write of the tensor's data has ended (the data may be a view of memory the source frees then).
+ */
 export type WritableTensor =
-  | { shape: number[]; data: Float32Array | Int32Array; dtype?: FloatDtype }
-  | Raw16Tensor;
+  | ({ shape: number[]; data: Float32Array | Int32Array; dtype?: FloatDtype } | Raw16Tensor) & { release?: () => void };
 
 /** One header entry: what the file will hold, decided before any data is produced. */
 export interface TensorLayout {
@@ -68,16 +70,22 @@ export async function writeSafetensorsFrom(
   const window = new WriteWindow(opts.maxWritesInFlight ?? 4, opts.maxBytesInFlight ?? 256 * 1024 * 1024);
   try {
     let position = 0;
-    const put = async (bytes: Uint8Array) => {
+    const put = async (bytes: Uint8Array): Promise<{ ended: Promise<unknown> }> => {
       const at = position;
       position += bytes.byteLength;
-      await window.add(bytes.byteLength, () => writeFully(fh, path, bytes, at));
+      return window.add(bytes.byteLength, () => writeFully(fh, path, bytes, at));
     };
     await put(header);
     for (const entry of layout) {
       const data = await read(entry.name);
-      checkData(path, entry, data);
-      for (const piece of encode(entry.dtype, data)) await put(piece);
+      const writes: Promise<unknown>[] = [];
+      try {
+        checkData(path, entry, data);
+        for (const piece of encode(entry.dtype, data)) writes.push((await put(piece)).ended);
+      } finally {
+        const release = data.release;
+        if (release) void Promise.all(writes).then(release);
+      }
     }
     await window.drain();
   } catch (e) {
