@@ -55,6 +55,11 @@ class HfTokenizer implements Tokenizer {
   }
 }
 
+/** Whether `t` is a tokenizer.json tokenizer (rebuilt exactly from its files(), e.g. in another thread). */
+export function isHfTokenizer(t: Tokenizer): boolean {
+  return t instanceof HfTokenizer;
+}
+
 /** Builds a tokenizer from the bytes of tokenizer.json (and optionally tokenizer_config.json). */
 export function hfTokenizerFromBytes(tokenizerJson: Uint8Array, tokenizerConfig?: Uint8Array, source = 'tokenizer.json'): Tokenizer {
   let json: HfTokenizerJson;

@@ -10,7 +10,8 @@ import { acquireModel } from './model-ref.js';
 import { countParameters } from '../model/config.js';
 import type { Tokenizer } from '../model/types.js';
 import { readMultipleChoice, type MultipleChoiceRecord } from '../data/jsonl.js';
-import { perplexity, perplexityIds, perplexityText, type PerplexityResult } from '../eval/perplexity.js';
+import { perplexity, perplexityText, type PerplexityResult } from '../eval/perplexity.js';
+import { perplexityIdsInThread } from '../eval/tokenize-thread.js';
 import { predictions, zeroShot, type ZeroShotResult } from '../eval/zero-shot.js';
 import { resolveTemplate, type Template, type TemplateSpec } from '../eval/templates.js';
 import { forwardMacs, measureTokensPerSecond } from '../eval/speed.js';
@@ -151,7 +152,7 @@ async function run(ctx: StageContext) {
   const pplSpecs = (params.perplexity?.datasets ?? []).map((name) => ctx.dataset(name));
   const pplTexts = await Promise.all(pplSpecs.map((spec) => perplexityText(spec)));
   const tasks = await loadTasks(ctx, params);
-  const idsCache = new Map<string, Int32Array>();
+  const idsCache = new Map<string, Promise<Int32Array>>();
 
   const metrics: MetricsFile = { models: {}, baseline: params.models[0] };
   const samples: string[] = [];
@@ -176,28 +177,16 @@ async function run(ctx: StageContext) {
     const details: Record<string, unknown> = { perplexity: {}, zero_shot: {} };
     const modelMeter = await openMeter();
     try {
-      for (const [i, spec] of pplSpecs.entries()) {
-        const ppl = params.perplexity!;
+      // The texts are tokenized on a worker thread while the zero-shot tasks run on the GPU.
+      const pplIds = pplSpecs.map((spec, i) => {
         const key = `${tokenizerKey(tokenizer)}:${spec.name}`;
         let ids = idsCache.get(key);
         if (!ids) {
-          ctx.progress.note(`${ref}: tokenizing ${spec.name}`);
-          ids = perplexityIds(tokenizer, pplTexts[i]!);
+          ids = perplexityIdsInThread(tokenizer, pplTexts[i]!);
           idsCache.set(key, ids);
         }
-        if (ppl.seq_len > loaded.config.maxPositionEmbeddings) {
-          ctx.log(`warning: perplexity seq_len ${ppl.seq_len} exceeds ${ref}'s max_position_embeddings ${loaded.config.maxPositionEmbeddings}`);
-        }
-        const { value: result, usage } = await metered((): Promise<PerplexityResult> => withProgress(ctx, `${ref} ${spec.name} windows`, (onProgress) =>
-          perplexity(model, ids!, { seqLen: ppl.seq_len, batchSize: ppl.batch_size, limit: ppl.limit, signal: ctx.signal, onProgress, source: spec }),
-        ));
-        entry.perplexity[spec.name] = result.perplexity;
-        (details.perplexity as Record<string, unknown>)[spec.name] = {
-          nll: result.nll, tokens: result.tokens, windows: result.windows, windows_available: result.windowsAvailable, ids: result.ids,
-          ...usageJson(usage),
-        };
-        ctx.log(`${ref}: ${spec.name} perplexity ${result.perplexity.toFixed(4)} (${result.windows} windows of ${ppl.seq_len})`);
-      }
+        return ids;
+      });
       for (const task of tasks) {
         const { value: result, usage } = await metered((): Promise<ZeroShotResult> => withProgress(ctx, `${ref} ${task.name} questions`, (onProgress) =>
           zeroShot(model, tokenizer, task.records, task.template, {
@@ -219,6 +208,22 @@ async function run(ctx: StageContext) {
             ` (${result.questions} questions${result.prefixMismatches ? `, ${result.prefixMismatches} context/continuation token merges` : ''}` +
             `${result.truncated ? `, ${result.truncated} requests left-truncated to the ${loaded.config.maxPositionEmbeddings}-position context` : ''})`,
         );
+      }
+      for (const [i, spec] of pplSpecs.entries()) {
+        const ppl = params.perplexity!;
+        const ids = await pplIds[i]!;
+        if (ppl.seq_len > loaded.config.maxPositionEmbeddings) {
+          ctx.log(`warning: perplexity seq_len ${ppl.seq_len} exceeds ${ref}'s max_position_embeddings ${loaded.config.maxPositionEmbeddings}`);
+        }
+        const { value: result, usage } = await metered((): Promise<PerplexityResult> => withProgress(ctx, `${ref} ${spec.name} windows`, (onProgress) =>
+          perplexity(model, ids!, { seqLen: ppl.seq_len, batchSize: ppl.batch_size, limit: ppl.limit, signal: ctx.signal, onProgress, source: spec }),
+        ));
+        entry.perplexity[spec.name] = result.perplexity;
+        (details.perplexity as Record<string, unknown>)[spec.name] = {
+          nll: result.nll, tokens: result.tokens, windows: result.windows, windows_available: result.windowsAvailable, ids: result.ids,
+          ...usageJson(usage),
+        };
+        ctx.log(`${ref}: ${spec.name} perplexity ${result.perplexity.toFixed(4)} (${result.windows} windows of ${ppl.seq_len})`);
       }
       ctx.progress.note(`${ref}: measuring tokens/s`);
       ctx.signal.throwIfAborted();
