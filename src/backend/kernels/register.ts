@@ -223,6 +223,28 @@ async function compileAsync(device: GPUDevice, v: TensorCoreVariant): Promise<GP
   return pipeline;
 }
 
+/**
+ * Compiles variants not yet cached all at once through createComputePipelineAsync, which Dawn may spread over
+ * threads (one synchronous compile after another took 5 s of the H200 run's start-up). A variant that fails here is
+ * left out, so pipelineFor compiles it when first used and reports its error then.
+ */
+async function precompile(variants: (TensorCoreVariant | undefined)[]): Promise<void> {
+  const todo = new Map<string, TensorCoreVariant>();
+  for (const v of variants) {
+    if (!v) continue;
+    const key = variantKey(withOptions(v));
+    if (!active!.pipelines.has(key)) todo.set(key, v);
+  }
+  const device = active!.device;
+  device.pushErrorScope('validation');
+  const compiled = await Promise.allSettled([...todo].map(async ([key, v]) => {
+    const module = device.createShaderModule({ code: tensorCoreMatMulSource(v), label: `TensorCoreMatMulKernel_${key}` });
+    return [key, await device.createComputePipelineAsync({ layout: 'auto', compute: { module, entryPoint: 'main' }, label: `TensorCoreMatMulKernel_${key}` })] as const;
+  }));
+  if (await device.popErrorScope()) return;
+  for (const r of compiled) if (r.status === 'fulfilled') active!.pipelines.set(r.value[0], r.value[1]);
+}
+
 /** The variant with the kernel knobs of the current options filled in (the pipeline cache key covers them). */
 function withOptions(v: TensorCoreVariant): TensorCoreVariant {
   v.emulate = options.emulate;
@@ -270,11 +292,17 @@ function mixedBatchMatMul(args: KernelArgs): tf.TensorInfo {
 
 const prod = (s: number[]): number => s.reduce((x, y) => x * y, 1);
 
-/** The tensor-core product, or null when this kernel does not cover the case (the caller uses tfjs's kernel). */
-function tensorCoreMatMul(
-  a: tf.TensorInfo, b: tf.TensorInfo, transposeA: boolean, transposeB: boolean, backend: WebGpuBackendInternals, force: boolean,
+interface TensorCorePlan {
+  v: TensorCoreVariant;
+  geometry: { batch: number; M: number; N: number; K: number; strideA: number; strideB: number };
+  outShape: number[];
+}
+
+/** The variant and geometry of one product on the kernel, or null when the kernel does not cover it. */
+function planTensorCoreMatMul(
+  a: Pick<tf.TensorInfo, 'shape' | 'dtype'>, b: Pick<tf.TensorInfo, 'shape' | 'dtype'>, transposeA: boolean, transposeB: boolean, force: boolean,
   scale: { a: boolean; b: boolean },
-): tf.TensorInfo | null {
+): TensorCorePlan | null {
   if (!active || a.dtype !== 'float32' || b.dtype !== 'float32') return null;
   const ra = a.shape.length;
   const rb = b.shape.length;
@@ -302,16 +330,26 @@ function tensorCoreMatMul(
     transposeA, transposeB, vecA: contigA % 4 === 0, vecB: contigB % 4 === 0, scaleA: scale.a, scaleB: scale.b,
     syntax: active.syntax, subgroupId: active.subgroupId, aligned,
   };
+  return {
+    v, geometry: { batch, M, N, K, strideA: batchA === 1 ? 0 : M * K, strideB: batchB === 1 ? 0 : K * N }, outShape: [...batchShape, M, N],
+  };
+}
+
+/** The tensor-core product, or null when this kernel does not cover the case (the caller uses tfjs's kernel). */
+function tensorCoreMatMul(
+  a: tf.TensorInfo, b: tf.TensorInfo, transposeA: boolean, transposeB: boolean, backend: WebGpuBackendInternals, force: boolean,
+  scale: { a: boolean; b: boolean },
+): tf.TensorInfo | null {
+  const plan = planTensorCoreMatMul(a, b, transposeA, transposeB, force, scale);
+  if (!plan) return null;
+  const { v, geometry } = plan;
   const pipeline = pipelineFor(v);
   const programs = backend as unknown as Parameters<typeof operandAbsMax>[1];
   const maxAbs: [tf.TensorInfo | null, tf.TensorInfo | null] = [
     scale.a ? operandAbsMax(a, programs) : null,
     scale.b ? operandAbsMax(b, programs) : null,
   ];
-  const out = dispatchTensorCoreMatMul(backend, pipeline, a, b, {
-    batch, M, N, K, strideA: batchA === 1 ? 0 : M * K, strideB: batchB === 1 ? 0 : K * N,
-  }, [...batchShape, M, N], maxAbs);
-  return out;
+  return dispatchTensorCoreMatMul(backend, pipeline, a, b, geometry, plan.outShape, maxAbs);
 }
 
 /**
@@ -351,6 +389,8 @@ async function selfTest(): Promise<SelfTestCase[]> {
     { a: [3, 130, 45], b: [45, 97], ta: false, tb: false },
     { a: [2, 64, 48], b: [2, 48, 40], ta: false, tb: false },
   ];
+  await precompile(cases.map((c) => planTensorCoreMatMul(
+    { shape: c.a, dtype: 'float32' }, { shape: c.b, dtype: 'float32' }, c.ta, c.tb, true, c.scale ?? { a: true, b: true })?.v));
   const results: SelfTestCase[] = [];
   let seed = 7;
   for (const c of cases) {
