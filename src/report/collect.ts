@@ -17,7 +17,7 @@ export interface StageTraining { stage: string; kind: string; log: TrainRecord[]
 
 export interface ReportData {
   title: string;
-  storeDir: string;
+  storeDir?: string;
   run?: ReportRunInfo;
   results: StageResults[];
   importance: StageImportance[];

@@ -88,7 +88,8 @@ function runHeader(data: ReportData): string {
     .filter((x): x is string => Boolean(x)) : [];
   const missing = data.missing.length
     ? `<div class="missing" data-panel="missing"><h2>Missing</h2><ul>${data.missing.map((m) => `<li>${escapeHtml(m)}</li>`).join('')}</ul></div>` : '';
-  return `<p class="facts">${facts.map(escapeHtml).join(' · ')}${facts.length ? ' · ' : ''}store ${escapeHtml(data.storeDir)}</p>\n${missing}`;
+  if (data.storeDir) facts.push(`store ${data.storeDir}`);
+  return `${facts.length ? `<p class="facts">${facts.map(escapeHtml).join(' · ')}</p>` : ''}\n${missing}`;
 }
 
 const STYLE = `

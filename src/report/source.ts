@@ -27,7 +27,8 @@ export interface ReportRunInfo {
 export interface ReportSource {
   /** The recipe's name. */
   title: string;
-  storeDir: string;
+  /** Printed in the page; absent for an evaluate stage's own page (content-addressed: no paths). */
+  storeDir?: string;
   run?: ReportRunInfo;
   stages: ReportStage[];
   /** What is missing before any stage is read (e.g. "no run recorded"). */
