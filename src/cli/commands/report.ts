@@ -1,5 +1,6 @@
 // lopper report [FILE] [RUN]: one self-contained HTML page of a run's stored outputs (tables and charts).
 import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
 import { report } from '../../report/index.js';
 import type { CliCommand } from '../command.js';
@@ -16,6 +17,8 @@ export function openInBrowser(path: string): void {
 }
 
 export async function reportCommand(file: string | undefined, run: string | undefined, o: ReportOptions): Promise<number> {
+  // `lopper report latest` / `lopper report --store DIR 2026…`: a lone argument that is no file names the run.
+  if (file !== undefined && run === undefined && !existsSync(file)) [file, run] = [undefined, file];
   const r = await report({ recipe: file, run, store: o.store, out: o.out });
   const charts = (r.html.match(/<figure class="chart"/g) ?? []).length;
   process.stdout.write(`${r.path}: ${r.data.title}${r.data.run ? `, run ${r.data.run.id}` : ''} — ${charts} charts${r.data.missing.length ? `, ${r.data.missing.length} missing (listed in the page)` : ''}\n`);
@@ -28,7 +31,7 @@ export const reportCommandSpec: CliCommand = {
   register(program: Command) {
     program.command('report')
       .description('write one self-contained HTML page (tables and charts, no network) of a run\'s stored outputs')
-      .argument('[file]', 'recipe file: its latest run, from its store; default the latest run in ./.lopper')
+      .argument('[file]', 'recipe file: its latest run, from its store; default the latest run in ./.lopper (a lone argument that is not a file names the run)')
       .argument('[run]', 'run to report (id prefix, latest, latest~N, or a record file)')
       .option('--store <dir>', 'store directory')
       .option('-o, --out <file>', 'where to write the page', 'report.html')
