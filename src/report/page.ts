@@ -2,7 +2,6 @@
 // in the page by Vega's SVG renderer, whose browser bundle is inlined — so the file opens from file:// with no network.
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
-import { compile } from 'vega-lite';
 import { comparison, formatValue, signedChange, type MetricsFile } from '../eval/report.js';
 import {
   distributionChart, frontierCharts, importanceChart, lossChart, widthCharts, type Chart,
@@ -103,6 +102,8 @@ table.results th:first-child { text-align: left; } .change { color: #777; } .sum
 `;
 
 async function page(title: string, body: string, charts: Chart[], opts: PageOptions): Promise<string> {
+  // Imported here, not at the top: every CLI command loads watch and compare, and vega-lite costs ~150 ms to load.
+  const { compile } = await import('vega-lite');
   const specs = charts.map((c) => ({ id: c.id, spec: compile(c.spec).spec }));
   const live = opts.live ? `
 const key = 'lopper-report-scroll:' + location.pathname;
