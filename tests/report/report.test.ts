@@ -37,15 +37,19 @@ function outputsOf(recipe: string, kind: string): { id: string; dir: string }[] 
 const readJson = (path: string) => JSON.parse(readFileSync(path, 'utf8'));
 const lines = (path: string) => readFileSync(path, 'utf8').split('\n').filter((l) => l.trim() !== '').length;
 
+// The quickstart as shipped on an 80 KB slice of its training text, with fewer and smaller training steps, evaluation
+// windows and timing passes: seconds instead of minutes (`small` shares base's train settings through a YAML alias).
+const QUICK = ['datasets.brown.path=data/brown-small.txt', 'vars.steps=3', 'stages.base.train.eval_every=1', 'stages.base.train.val_size=8',
+  'stages.base.train.batch_size=4', 'stages.base.train.micro_batch_size=4', 'stages.tuned.train.max_steps=2', 'stages.tuned.train.eval_every=1',
+  'stages.tuned.train.val_size=8', 'stages.report.perplexity.limit=8', 'stages.report.speed.iterations=1'];
+
 async function quickstartStore(): Promise<string> {
   const dir = join(work, 'quickstart');
   mkdirSync(dir);
   cpSync('examples/quickstart.yaml', join(dir, 'quickstart.yaml'));
   cpSync('examples/data', join(dir, 'data'), { recursive: true });
-  const r = await run(join(dir, 'quickstart.yaml'), {
-    set: ['vars.steps=4', 'stages.base.train.eval_every=2', 'stages.tuned.train.max_steps=2', 'stages.tuned.train.eval_every=1',
-      'stages.report.perplexity.limit=8', 'stages.report.speed.iterations=1'],
-  });
+  writeFileSync(join(dir, 'data', 'brown-small.txt'), readFileSync(join(dir, 'data', 'brown-train.txt'), 'utf8').slice(0, 80_000));
+  const r = await run(join(dir, 'quickstart.yaml'), { set: QUICK });
   assert.equal(r.status, 'ok', String(r.failed?.error));
   return join(dir, 'quickstart.yaml');
 }
@@ -55,8 +59,10 @@ async function sweepStore(): Promise<string> {
   mkdirSync(dir);
   const text = readFileSync('examples/stories260k-sweep.yaml', 'utf8').replaceAll('../../shared', SHARED);
   writeFileSync(join(dir, 'sweep.yaml'), text);
+  // A 30 KB slice of the TinyStories file: every evaluate instance tokenizes its perplexity text anew.
+  writeFileSync(join(dir, 'stories.txt'), readFileSync(join(SHARED, 'data/tinystories/tinystories_val_first.txt'), 'utf8').slice(0, 30_000));
   const r = await run(join(dir, 'sweep.yaml'), {
-    set: ['stages.tuned.train.max_steps=1', 'stages.tuned.train.batch_size=4', 'stages.report.perplexity.limit=2',
+    set: ['datasets.stories.path=stories.txt', 'stages.tuned.train.max_steps=1', 'stages.tuned.train.batch_size=4', 'stages.report.perplexity.limit=2',
       'stages.report.speed.iterations=1', 'stages.scores.calibration.samples=2'],
   });
   assert.equal(r.status, 'ok', String(r.failed?.error));
@@ -69,8 +75,12 @@ let sweep = '';
 before(async () => {
   if (noBrowser || noShared || noCli) return;
   mkdirSync(OUT, { recursive: true });
+  let t = performance.now();
   quickstart = await quickstartStore();
+  const quickMs = performance.now() - t;
+  t = performance.now();
   sweep = await sweepStore();
+  process.stdout.write(`# report fixtures: quickstart store ${(quickMs / 1000).toFixed(1)} s, sweep store ${((performance.now() - t) / 1000).toFixed(1)} s\n`);
   const { chromium } = await import('playwright-core');
   browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
 });
@@ -120,6 +130,16 @@ async function render(file: string, screenshot: string): Promise<Rendered> {
   return { errors, requests, ...state };
 }
 
+/** `lopper report ARGS --out NAME.html` as a user runs it, rendered; the page must load cleanly and offline. */
+async function reportPageOf(name: string, ...args: string[]): Promise<Rendered> {
+  const cli = lopper('report', ...args, '--out', join(work, `${name}.html`));
+  assert.equal(cli.code, 0, cli.stderr);
+  const r = await render(join(work, `${name}.html`), `${name}.png`);
+  assert.deepEqual(r.errors, []);
+  assert.deepEqual(r.requests, []);
+  return r;
+}
+
 function marksOf(r: Rendered, idPrefix: string): { id: string; title: string; marks: number }[] {
   return r.charts.filter((c) => c.id.startsWith(idPrefix));
 }
@@ -147,11 +167,7 @@ const skip = noBrowser || noShared || noCli;
 const PANELS = ['results', 'frontier', 'importance', 'distribution', 'widths', 'training'];
 
 test('the quickstart report: every panel, one mark per stored point, the table equal to metrics.json', { skip }, async () => {
-  const cli = lopper('report', quickstart, '--out', join(work, 'quickstart.html'));
-  assert.equal(cli.code, 0, cli.stderr);
-  const r = await render(join(work, 'quickstart.html'), 'quickstart.png');
-  assert.deepEqual(r.errors, []);
-  assert.deepEqual(r.requests, []);
+  const r = await reportPageOf('quickstart', quickstart);
   assert.deepEqual(r.panels, PANELS);
   assert.deepEqual(r.emptyPanels, []);
   checkTables(r, outputsOf('quickstart', 'evaluate'));
@@ -172,11 +188,7 @@ test('the quickstart report: every panel, one mark per stored point, the table e
 });
 
 test('the sweep report: one frontier point per evaluated model instance, a table per evaluate instance', { skip }, async () => {
-  const cli = lopper('report', sweep, '--out', join(work, 'sweep.html'));
-  assert.equal(cli.code, 0, cli.stderr);
-  const r = await render(join(work, 'sweep.html'), 'sweep.png');
-  assert.deepEqual(r.errors, []);
-  assert.deepEqual(r.requests, []);
+  const r = await reportPageOf('sweep', sweep);
   assert.deepEqual(r.emptyPanels, []);
   const evaluates = outputsOf('sweep', 'evaluate');
   assert.equal(evaluates.length, 4);
@@ -201,8 +213,7 @@ test('each evaluate output holds its own report.html, which renders cleanly from
 });
 
 test('compare --html puts two runs side by side', { skip }, async () => {
-  const again = await run(quickstart, { set: ['vars.steps=4', 'vars.ratio=0.25', 'stages.base.train.eval_every=2', 'stages.tuned.train.max_steps=2',
-    'stages.tuned.train.eval_every=1', 'stages.report.perplexity.limit=8', 'stages.report.speed.iterations=1'] });
+  const again = await run(quickstart, { set: [...QUICK, 'vars.ratio=0.25'] });
   assert.equal(again.status, 'ok');
   const cli = lopper('compare', 'latest~1', 'latest', '--recipe', quickstart, '--html', join(work, 'compare.html'));
   assert.equal(cli.code, 0, cli.stderr);
