@@ -73,8 +73,8 @@ export function runPanels(data: ReportData, prefix = ''): Panels {
   const sections = [
     section('results', 'Results', results, 'No evaluate stage output: no results yet.'),
     section('frontier', 'Parameters against perplexity and accuracy', frontier, 'Fewer than two evaluated models: no frontier.'),
-    section('importance', 'Group importance per layer', importance, 'No aggregate stage output: no importance.'),
-    section('distribution', 'Unit scores in one layer', distribution, 'No aggregate stage output: no unit scores.'),
+    section('importance', 'Group importance per layer', importance, 'No per-layer importance: no aggregate stage output, or channel-wise groups only.'),
+    section('distribution', 'Unit scores in one layer', distribution, 'No unit scores: no aggregate stage output, or layer-wise groups only.'),
     section('widths', 'Kept widths per layer', widths, 'No prune stage output: no kept widths.'),
     section('training', 'Training and validation loss', training, 'No train or lora-finetune stage output: no loss curves.'),
   ];

@@ -14,12 +14,18 @@ export function writeStageReport(ctx: StageContext): Promise<void> {
   const written = (async () => {
     const upstream = (await ctx.upstream?.()) ?? [];
     const source: ReportSource = {
-      title: ctx.id,
+      title: `${ctx.id} (evaluate)`,
       // No store path or run id: the output is content-addressed, so the page holds only what the stages computed.
       stages: [...upstream.map((u) => ({ ...u, status: 'ran' })), { id: ctx.id, kind: 'evaluate', status: 'ran', dir: ctx.outDir, dependsOn: [] }],
     };
-    const { html } = await renderReport(source);
-    await writeReportFile(join(ctx.outDir, STAGE_REPORT_FILE), html);
+    try {
+      const { html } = await renderReport(source);
+      await writeReportFile(join(ctx.outDir, STAGE_REPORT_FILE), html);
+    } catch (e) {
+      // The metrics are what the stage is for (a 7B evaluation takes minutes): a page that cannot be built is a
+      // warning, and `lopper report` says why when asked for it.
+      ctx.log(`warning: ${STAGE_REPORT_FILE} not written: ${e instanceof Error ? e.message : String(e)}`);
+    }
   })();
   // Awaited by the executor; a run torn down first must not see an unhandled rejection.
   written.catch(() => undefined);
