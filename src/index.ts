@@ -23,3 +23,6 @@ export { run, watch, explainStages } from './run/index.js';
 export { exportModel, EXPORT_DTYPES } from './run/export.js';
 export type { ExportOptions, ExportResult, ExportFormat, ExportDtype } from './run/export.js';
 export type { RunOptions, RunResult, WatchOptions, WatchHandle, StageExplanation } from './run/index.js';
+// Reports (src/report/): one self-contained HTML page of a run's stored outputs, or of two runs side by side.
+export { report, compareReport, renderReport, collectReport, sourceFromRun, sourceFromOutcomes } from './report/index.js';
+export type { ReportOptions, ReportResult, CompareReportOptions, ReportData, ReportSource, ReportStage } from './report/index.js';

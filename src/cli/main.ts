@@ -16,6 +16,7 @@ import { showCommandSpec } from './commands/show.js';
 import { compareCommandSpec } from './commands/compare.js';
 import { inspectCommand } from './commands/inspect.js';
 import { exportCommandSpec } from './commands/export.js';
+import { reportCommandSpec } from './commands/report.js';
 
 const commands: CliCommand[] = [
   validateCommand,
@@ -28,6 +29,7 @@ const commands: CliCommand[] = [
   cacheCommandSpec,
   showCommandSpec,
   compareCommandSpec,
+  reportCommandSpec,
   exportCommandSpec,
 ];
 

@@ -37,7 +37,7 @@ export interface MetricsFile {
   settings?: Record<string, unknown>;
 }
 
-type ColumnKind = 'params' | 'macs' | 'perplexity' | 'accuracy' | 'average' | 'speed';
+export type ColumnKind = 'params' | 'macs' | 'perplexity' | 'accuracy' | 'average' | 'speed';
 
 export interface Column {
   key: string;
@@ -166,7 +166,7 @@ function summarize(row: ComparisonRow, baseline: string, columns: Column[]): str
   return `${row.model} ${parts.length > 0 ? parts.join(', ') : 'has no metric in common with ' + baseline}`;
 }
 
-function signedChange(ratio: number): string {
+export function signedChange(ratio: number): string {
   const change = (ratio - 1) * 100;
   return `${change >= 0 ? '+' : '−'}${Math.abs(change).toFixed(1)}%`;
 }
@@ -178,7 +178,7 @@ export function formatCount(n: number): string {
   return String(n);
 }
 
-function formatValue(kind: ColumnKind, v: number | null): string {
+export function formatValue(kind: ColumnKind, v: number | null): string {
   if (v === null) return '—';
   switch (kind) {
     case 'params':

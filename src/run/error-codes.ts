@@ -12,6 +12,7 @@ export const runErrorCodes = {
   LP7008: { code: 'LP7008', name: 'StoreUnreadable', title: 'The store holds an entry lopper cannot read' },
   LP7009: { code: 'LP7009', name: 'UpstreamNotStored', title: 'An upstream stage did not finish writing its output, so this stage\'s output is not stored' },
   LP7010: { code: 'LP7010', name: 'ExportRequestInvalid', title: 'An export names no model, or a format or dtype lopper does not write' },
+  LP7011: { code: 'LP7011', name: 'ReportInputUnreadable', title: 'A report cannot be made: the store is missing, or a stage output it reads is damaged' },
 } satisfies Record<string, ErrorInfo>;
 
 export type RunErrorCode = keyof typeof runErrorCodes;

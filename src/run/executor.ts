@@ -4,7 +4,7 @@
 import { createHash } from 'node:crypto';
 import { LopperError, StageCancelled } from '../errors/lopper-error.js';
 import type { Plan, PlannedStage } from '../plan/types.js';
-import type { DatasetSpec, ModelRef, ProgressReporter, StageContext, StageModule } from '../stages/types.js';
+import type { DatasetSpec, ModelRef, ProgressReporter, StageContext, StageModule, UpstreamOutput } from '../stages/types.js';
 import { openMeter } from '../backend/meter.js';
 import { ensureBackend, withDeviceChecks, type BackendInfo } from './backend-init.js';
 import { deviceSlot, Slot, stageResource } from './device-slot.js';
@@ -136,6 +136,8 @@ export class Execution {
   private stopped = false;
   private readonly runController = new AbortController();
   private wake: () => void = () => undefined;
+  /** Per stage run by this execution: resolves true once its output is committed (false when it is not). */
+  private readonly committed = new Map<string, Promise<boolean>>();
 
   readonly residency: ModelResidency;
 
@@ -227,7 +229,7 @@ export class Execution {
     }
     // Stages whose run returned with writes in flight (StageResult.pending), and per such stage whether it committed.
     const writing = new Set<string>();
-    const committed = new Map<string, Promise<boolean>>();
+    const committed = this.committed;
     const settled = (d: string) => done.has(d) && ['ran', 'cached', 'skipped'].includes(outcomes[d]?.status ?? '');
     const ready = (id: string) => {
       const early = modules.get(byId.get(id)!.kind)?.readsResidentModels === true;
@@ -407,6 +409,15 @@ export class Execution {
       if (entry !== undefined) return { ...entry, ...entryKey(plan, ref) };
       throw new LopperError('LP7001', `stage ${stage.id} asked for model "${ref}", which is neither a models: entry nor a stage upstream of it`);
     };
+    const stored = async (): Promise<UpstreamOutput[]> => {
+      const out: UpstreamOutput[] = [];
+      for (const s of plan.stages) {
+        if (!ancestors.has(s.id)) continue;
+        const ok = this.committed.get(s.id);
+        if (ok ? await ok : store.has(s.key)) out.push({ id: s.id, kind: s.kind, dir: store.outputDir(s.key), dependsOn: s.dependsOn });
+      }
+      return out;
+    };
     return {
       id: stage.id,
       params: stage.params,
@@ -434,6 +445,7 @@ export class Execution {
       log(line) { reporter?.onStageLog?.(stage.id, line); },
       residency: this.residency,
       outputModelKey: outputModelKey(stage.key),
+      upstream: stored,
     };
   }
 }

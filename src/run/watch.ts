@@ -5,6 +5,7 @@
 import { resolve, sep } from 'node:path';
 import type { Writable } from 'node:stream';
 import type { Plan } from '../plan/types.js';
+import { liveReport } from '../report/live.js';
 import { formatError } from './error-format.js';
 import type { Execution } from './executor.js';
 import { createFileHasher } from './file-hash.js';
@@ -54,6 +55,8 @@ export function watch(recipePath: string, opts: WatchOptions = {}): WatchHandle 
   const store = new Store(storeDir);
   const hasher = createFileHasher(storeDir);
   const debounceMs = opts.debounceMs ?? 30;
+  // <store>/report.html, current after every stage (the page reloads itself).
+  const report = liveReport(store, (e) => out.write(`lopper watch: could not write ${store.dir}/report.html: ${formatError(e)}\n`));
 
   let current: { execution: Execution; done: Promise<RunResult>; plan: Plan } | undefined;
   let last: RunResult | undefined;
@@ -103,7 +106,11 @@ export function watch(recipePath: string, opts: WatchOptions = {}): WatchHandle 
     const plain = new PlainReporter(out);
     return {
       ...bindAll(plain),
-      onDecisions(d, plan) { emit({ type: 'decisions', runId: runId(), decisions: d, at: performance.now() }); plain.onDecisions(d); void plan; },
+      onDecisions(d, plan) {
+        emit({ type: 'decisions', runId: runId(), decisions: d, at: performance.now() });
+        plain.onDecisions(d);
+        report.start(plan, runId());
+      },
       onStageStart(id, d) {
         lastRanStage = id;
         emit({ type: 'stage-start', runId: runId(), id, key: d.key, at: performance.now() });
@@ -112,6 +119,7 @@ export function watch(recipePath: string, opts: WatchOptions = {}): WatchHandle 
       onStageEnd(o) {
         emit({ type: 'stage-end', runId: runId(), outcome: o, at: performance.now() });
         plain.onStageEnd(o);
+        report.stageEnded(o);
       },
     };
   }
@@ -177,6 +185,7 @@ export function watch(recipePath: string, opts: WatchOptions = {}): WatchHandle 
       await current.done.catch(() => undefined);
     }
     await watcher?.close();
+    await report.flushed();
     await hasher.flush().catch(() => undefined);
     resolveClosed();
     return closed;

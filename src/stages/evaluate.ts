@@ -1,6 +1,6 @@
 // evaluate: perplexity, zero-shot multiple choice, size and speed of every listed model; writes metrics.json
-// (DESIGN.md shape) and samples.jsonl (per question: scores and predictions), and logs the comparison table,
-// relative to the first model.
+// (DESIGN.md shape), samples.jsonl (per question: scores and predictions) and report.html (src/report/stage-report.ts),
+// and logs the comparison table, relative to the first model.
 import { writeFile } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
@@ -17,6 +17,7 @@ import { resolveTemplate, type Template, type TemplateSpec } from '../eval/templ
 import { forwardMacs, measureTokensPerSecond } from '../eval/speed.js';
 import { metered, openMeter, usageJson } from '../backend/meter.js';
 import { formatTable, type MetricsFile, type ModelMetrics, type TaskInfo } from '../eval/report.js';
+import { writeStageReport } from '../report/stage-report.js';
 import type { DatasetSpec, StageContext, StageModule } from './types.js';
 
 interface EvaluateParams {
@@ -259,6 +260,8 @@ async function run(ctx: StageContext) {
   if (samples.length > 0) await writeFile(join(ctx.outDir, SAMPLES_FILE), samples.join(''));
   for (const line of formatTable(metrics).split('\n')) ctx.log(line);
   return {
+    // report.html: built once the upstream stages it draws from are stored (their models may still be writing).
+    pending: writeStageReport(ctx),
     summary: {
       models: Object.fromEntries(
         Object.entries(metrics.models).map(([name, m]) => [name, { params: m.params, perplexity: m.perplexity, zero_shot: m.zero_shot, tokens_per_second: m.tokens_per_second }]),
@@ -284,7 +287,8 @@ const stage: StageModule = {
   kind: 'evaluate',
   // 1: DESIGN.md perplexity and zero-shot protocols, metrics.json with params, macs, tokens/s.
   // 2: choices packed after their shared prefix (scores equal to float32 rounding); samples.jsonl.
-  version: '2',
+  // 3: report.html (src/report/) beside metrics.json.
+  version: '3',
   outputKind: 'metrics',
   run,
   readsResidentModels: true,

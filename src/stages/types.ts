@@ -43,6 +43,15 @@ export interface ProgressReporter {
   note(message: string): void;
 }
 
+/** A stored stage upstream of the one running (StageContext.upstream). */
+export interface UpstreamOutput {
+  id: string;
+  kind: string;
+  /** Its committed output directory. */
+  dir: string;
+  dependsOn: string[];
+}
+
 export interface StageContext {
   /** Stage instance id, e.g. `pruned` or `pruned@ratio=0.25`. */
   id: string;
@@ -72,6 +81,12 @@ export interface StageContext {
   residency?: ModelResidency;
   /** Residency key of this stage's own output model (model-producing stages adopt what they computed under it). */
   outputModelKey?: string;
+  /**
+   * Every stage upstream of this one (transitively), in plan order, once each is stored: waits for the ones whose
+   * writes are still in flight (StageResult.pending) to commit, so their files can be read; one that failed to
+   * commit is left out. Absent in hand-built contexts.
+   */
+  upstream?(): Promise<UpstreamOutput[]>;
 }
 
 export interface StageResult {

@@ -1,6 +1,8 @@
 // lopper watch FILE: rerun invalidated stages whenever the recipe or a file it reads changes.
 import type { Command } from 'commander';
 import { readRecipeFile } from '../../dsl/resolve.js';
+import { join } from 'node:path';
+import { storeDirFor } from '../../run/planner.js';
 import { watch } from '../../run/watch.js';
 import type { CliCommand } from '../command.js';
 import { withOptions, type CommonOptions } from '../options.js';
@@ -19,7 +21,7 @@ export async function watchCommand(file: string, o: WatchOptions): Promise<numbe
   };
   process.on('SIGINT', onSigint);
   await h.ready;
-  process.stdout.write(`lopper watch: watching ${file} and the files it reads (r rerun, f force current stage, q quit)\n`);
+  process.stdout.write(`lopper watch: watching ${file} and the files it reads (r rerun, f force current stage, q quit); report at ${join(storeDirFor(file, o.store), 'report.html')}\n`);
   await h.closed;
   process.off('SIGINT', onSigint);
   return 0;
