@@ -59,6 +59,10 @@ test('lopper run: LLM-Pruner, Wanda-sp, FLAP and ShortGPT at one parameter budge
   const dir = mkdtempSync(join(tmpdir(), 'lopper-methods-'));
   const recipe = join(dir, 'methods.yaml');
   writeFileSync(recipe, recipeText());
+  const planned = lopper('plan', recipe);
+  assert.equal(planned.status, 0, planned.stderr);
+  for (const m of [/method: taylor param_first: LLM-Pruner/, /method: wanda: Wanda-sp/, /method: flap WIFV: FLAP/, /method: block_influence: ShortGPT/, /method: adaptive: FLAP's AL-AM/]) assert.match(planned.stdout, m);
+  assert.match(lopper('explain', recipe, 'flap').stdout, /\n  method  adaptive: FLAP's AL-AM/);
   const first = runJson('run', recipe, '--json');
   assert.ok(Object.values(first.stages).every((s) => s.status === 'ran'));
   const methods = ['llm-pruner', 'wanda-sp', 'flap', 'shortgpt'];
