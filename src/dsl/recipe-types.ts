@@ -219,7 +219,7 @@ export interface ScoreStage {
    */
   taylor?: 'vectorize' | 'param_first' | 'param_second' | 'param_mix';
   /**
-   * FLAP metric (importance: flap) of each o_proj / down_proj input channel: WIFV = input fluctuation (variance over calibration tokens) × Σ_rows W²; IFV = the fluctuation alone; WIFN = mean_rows |W|·‖X‖₂.
+   * FLAP metric (importance: flap; default WIFV) of each o_proj / down_proj input channel: WIFV = input fluctuation (variance over calibration tokens) × Σ_rows W²; IFV = the fluctuation alone; WIFN = mean_rows |W|·‖X‖₂. No schema default, so the keys of other importance kinds do not carry it.
    */
   flap?: 'WIFV' | 'IFV' | 'WIFN';
   calibration?: Calibration;
