@@ -211,17 +211,21 @@ export interface ScoreStage {
    */
   groups: string;
   /**
-   * Importance criterion.
+   * Importance criterion. random | l1 | l2 | taylor: LLM-Pruner's (per member weight, gradients for taylor). Forward statistics, no gradients: wanda = Wanda-sp (|W|·‖X‖₂ of o_proj / down_proj inputs, group mode block); flap = FLAP's fluctuation metric (see `flap`), standardized per layer, with bias compensation at prune (group mode block); block_influence = ShortGPT's 1 − mean cos(layer input, layer output) (group mode layer).
    */
-  importance?: 'random' | 'l1' | 'l2' | 'taylor';
+  importance?: 'random' | 'l1' | 'l2' | 'taylor' | 'wanda' | 'flap' | 'block_influence';
   /**
    * Taylor variant (LLM-Pruner §2): vectorize = |Σ w·g|, param_first = Σ|w·g|, param_second adds the diagonal Fisher term, param_mix both.
    */
   taylor?: 'vectorize' | 'param_first' | 'param_second' | 'param_mix';
+  /**
+   * FLAP metric (importance: flap; default WIFV) of each o_proj / down_proj input channel: WIFV = input fluctuation (variance over calibration tokens) × Σ_rows W²; IFV = the fluctuation alone; WIFN = mean_rows |W|·‖X‖₂. No schema default, so the keys of other importance kinds do not carry it.
+   */
+  flap?: 'WIFV' | 'IFV' | 'WIFN';
   calibration?: Calibration;
 }
 /**
- * Calibration data for gradient-based importance (required for taylor).
+ * Calibration data (required for taylor, wanda, flap and block_influence).
  */
 export interface Calibration {
   /**
@@ -299,13 +303,17 @@ export interface PruneStage {
    */
   target_params?: number;
   /**
-   * local: the same ratio in every layer; global: rank units across layers.
+   * local: the same ratio in every layer; global: rank units across layers (count of units); adaptive: FLAP's AL-AM — heads and MLP channels of every layer ranked together, each weighing its parameters, until `ratio` of their weights are removed (group mode block).
    */
-  scope?: 'local' | 'global';
+  scope?: 'local' | 'global' | 'adaptive';
   /**
    * Round kept MLP channel counts to a multiple of this.
    */
   round_to?: number;
+  /**
+   * FLAP bias compensation: fold the removed heads' / channels' mean output into an o_proj / down_proj bias (the model is written with attention_bias / mlp_bias). Default: on when the importance comes from `importance: flap`, which alone records the mean inputs it needs.
+   */
+  bias_compensation?: boolean;
   dtype?: Dtype;
 }
 /**

@@ -33,7 +33,15 @@ export interface ForwardOptions {
   training?: boolean;
   /** Several sequences packed into one row (shared prefix, then branches); default: one causal sequence per row. */
   layout?: TokenLayout;
+  /**
+   * Sees every decoder layer's input and output residual stream, both [B·T, H] (forward statistics: ShortGPT's block
+   * influence). Called inside the layer's tidy scope: tensors it keeps must be tf.keep()'d, and it must not dispose
+   * what it is given.
+   */
+  layerObserver?: LayerObserver;
 }
+
+export type LayerObserver = (layer: number, input: tf.Tensor2D, output: tf.Tensor2D) => void;
 
 /**
  * Where each id of a [B, T] batch sits, both [B·T] row-major: its rotary position, and its segment. An id sees the
@@ -435,7 +443,9 @@ export class LlamaModel {
         const input = x;
         const layer = (): tf.Tensor2D => {
           const h = tf.add(input, this.attention(i, this.rmsNorm(input, `${pre}.input_layernorm.weight`) as tf.Tensor2D, B, T, rope, masks, opts, inference));
-          return tf.add(h, this.mlp(i, this.rmsNorm(h, `${pre}.post_attention_layernorm.weight`) as tf.Tensor2D, opts)) as tf.Tensor2D;
+          const out = tf.add(h, this.mlp(i, this.rmsNorm(h, `${pre}.post_attention_layernorm.weight`) as tf.Tensor2D, opts)) as tf.Tensor2D;
+          opts.layerObserver?.(i, input, out);
+          return out;
         };
         x = inference ? tf.tidy(layer) : layer();
         if (inference) input.dispose();

@@ -14,6 +14,7 @@ export const planErrorCodes = {
   LP2010: { code: 'LP2010', name: 'WrongDatasetFormat', title: 'A dataset of the wrong format is used' },
   LP2011: { code: 'LP2011', name: 'ModelConfigUnreadable', title: 'A model\'s config.json or header cannot be read' },
   LP2012: { code: 'LP2012', name: 'WindowBeyondContext', title: 'Perplexity windows are longer than a model\'s context' },
+  LP2013: { code: 'LP2013', name: 'IncompatibleMethodOptions', title: 'Pruning-method options of connected stages do not fit together' },
 } satisfies Record<string, ErrorInfo>;
 
 export type PlanErrorCode = keyof typeof planErrorCodes;

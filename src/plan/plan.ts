@@ -17,6 +17,7 @@ import type { RefTarget, RefUse, StageInfo } from './references.js';
 import { isFile, modelFiles, modelLayerCount, modelContextLength } from './model-files.js';
 import type { ModelFiles } from './model-files.js';
 import { stageKey } from './keys.js';
+import { methodRuleErrors } from './method-rules.js';
 import type { KeyInputs } from './keys.js';
 import { sha256File } from './hash-file.js';
 import type { HashFile } from './hash-file.js';
@@ -345,6 +346,7 @@ export function checkRecipe(resolved: ResolvedRecipe, options: CheckOptions = {}
       }
     }
   }
+  errors.push(...methodRuleErrors(templates, (id, v, path, at) => stageValueLocation(resolved, id, v, path, at)));
   for (const [name, entry] of Object.entries(models)) {
     const f = filesOfModel(name);
     for (const m of f.missing) {

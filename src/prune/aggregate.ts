@@ -6,10 +6,14 @@
 //   3. pool aligned channels into units by summing (a head's score = Σ over its head_dim channels);
 //   4. optionally normalize the unit scores of the group.
 // For `sum` steps 2 and 3 commute; for the other reductions this order is the one LLM-Pruner uses.
+// Pooling `mean` (FLAP, whose standardized channel scores are averaged per head: lib/prune.py prune_flap,
+// `reshape(L, -1, 128).mean(dim=2)`) averages instead of summing in steps 1 and 3, so a unit's score is the mean
+// over the member channels it holds (a KV group under GQA: over all its query heads' channels).
 import { alignedChannel, type PruningGroup } from './groups.js';
 
 export type Reduce = 'sum' | 'mean' | 'max' | 'prod' | 'first' | 'last';
 export type Normalize = 'none' | 'mean' | 'max' | 'sum' | 'gaussian';
+export type Pool = 'sum' | 'mean';
 
 /** Member reductions by name; `first` is the root member, `last` the last-executing one (o_proj / down_proj). */
 export const reductions: Readonly<Record<Reduce, (values: number[]) => number>> = {
@@ -46,27 +50,28 @@ function scale(s: Float64Array, k: number): Float64Array {
   return s.map((x) => x * k);
 }
 
-/** Step 1: a member's channel scores summed onto the aligned channel space (length units * unitSize). */
-export function alignScores(scores: Float64Array, group: PruningGroup, repeat: number): Float64Array {
+/** Step 1: a member's channel scores summed (pool mean: averaged) onto the aligned channel space (length units * unitSize). */
+export function alignScores(scores: Float64Array, group: PruningGroup, repeat: number, pool: Pool = 'sum'): Float64Array {
   const out = new Float64Array(group.units * group.unitSize);
   for (let c = 0; c < scores.length; c++) {
     const a = alignedChannel(c, group.unitSize, repeat);
     out[a] = out[a]! + scores[c]!;
   }
-  return out;
+  // Each aligned channel receives exactly `repeat` member channels.
+  return pool === 'mean' && repeat > 1 ? out.map((x) => x / repeat) : out;
 }
 
 /**
  * One score per unit of `group`. `memberScores` is in member order and may omit members (null) that were not
  * scored — `random` scores only the root — in which case `first`/`last` mean the first/last scored member.
  */
-export function unitImportance(group: PruningGroup, memberScores: Array<Float64Array | null>, reduce: Reduce, normalize: Normalize): Float64Array {
+export function unitImportance(group: PruningGroup, memberScores: Array<Float64Array | null>, reduce: Reduce, normalize: Normalize, pool: Pool = 'sum'): Float64Array {
   const aligned: Float64Array[] = [];
   group.members.forEach((m, i) => {
     const s = memberScores[i];
     if (!s) return;
     if (s.length !== m.channels) throw new Error(`${group.id}/${m.role}: ${s.length} channel scores, expected ${m.channels}`);
-    aligned.push(alignScores(s, group, m.repeat));
+    aligned.push(alignScores(s, group, m.repeat, pool));
   });
   if (aligned.length === 0) throw new Error(`${group.id}: no member scores`);
   const fn = reductions[reduce];
@@ -81,5 +86,6 @@ export function unitImportance(group: PruningGroup, memberScores: Array<Float64A
     const u = Math.floor(a / group.unitSize);
     units[u] = units[u]! + perChannel[a]!;
   }
+  if (pool === 'mean') for (let u = 0; u < units.length; u++) units[u] = units[u]! / group.unitSize;
   return normalizers[normalize](units);
 }

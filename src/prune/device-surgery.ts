@@ -5,6 +5,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { LlamaModel } from '../model/llama.js';
 import type { PruningGroup } from './groups.js';
 import { pruneWeights, type TensorSlicer } from './surgery.js';
+import { addCompensationBiases, type MeanInputs } from './bias-compensation.js';
 
 /** Row chunks of one parameter (one chunk unless the parameter is split). */
 type Chunks = tf.Tensor[];
@@ -28,11 +29,16 @@ function deviceSlicer(made: tf.Tensor[]): TensorSlicer<Chunks> {
   };
 }
 
-/** The pruned model of `base` as a new frozen device model (the base is left as it is). */
-export function pruneDeviceModel(base: LlamaModel, groups: PruningGroup[], kept: Map<string, number[]>): LlamaModel {
+/**
+ * The pruned model of `base` as a new frozen device model (the base is left as it is); with `means`, FLAP's bias
+ * compensation of those groups (bias-compensation.ts).
+ */
+export function pruneDeviceModel(base: LlamaModel, groups: PruningGroup[], kept: Map<string, number[]>, means?: MeanInputs): LlamaModel {
   const made: tf.Tensor[] = [];
   try {
-    const pruned = pruneWeights(base.config, base.deviceTensors(), groups, kept, deviceSlicer(made));
+    const tensors = base.deviceTensors();
+    let pruned = pruneWeights(base.config, tensors, groups, kept, deviceSlicer(made));
+    if (means && means.size > 0) pruned = addCompensationBiases(base.config, tensors, pruned, groups, kept, means, made);
     return LlamaModel.fromDeviceTensors(pruned.config, pruned.weights, { trainable: false });
   } finally {
     for (const t of made) t.dispose();

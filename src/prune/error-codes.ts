@@ -14,6 +14,9 @@ export const pruneErrorCodes = {
   LP4009: { code: 'LP4009', name: 'PruneParamsInvalid', title: 'Prune stage parameters are inconsistent' },
   LP4010: { code: 'LP4010', name: 'CalibrationDatasetFormat', title: 'The dataset format cannot be used for calibration' },
   LP4011: { code: 'LP4011', name: 'GradientMissing', title: 'The model did not return a gradient for a scored parameter' },
+  LP4012: { code: 'LP4012', name: 'ImportanceModeMismatch', title: 'The importance kind does not score the groups of this group mode' },
+  LP4013: { code: 'LP4013', name: 'MetricNotStandardizable', title: 'A layer\'s FLAP metric is the same for every channel' },
+  LP4014: { code: 'LP4014', name: 'BiasCompensationUnsupported', title: 'Bias compensation cannot be applied to this model or importance' },
 } satisfies Record<string, ErrorInfo>;
 
 export type PruneErrorCode = keyof typeof pruneErrorCodes;

@@ -33,6 +33,21 @@ export function roundsTo(group: PruningGroup): boolean {
   return group.kind === 'mlp' || group.kind === 'hidden';
 }
 
+/**
+ * Weights one unit of a block-mode group holds (what removing it saves; the adaptive scope's weight): a KV group's
+ * q and o_proj slices of its n_rep heads plus its k and v rows, (2·n_rep + 2)·head_dim·hidden; an MLP channel's
+ * gate/up rows and down column, 3·hidden. Biases are not counted (FLAP's compression_weight counts weights only).
+ */
+export function unitWeightCount(config: LlamaConfig, group: PruningGroup): number {
+  const H = config.hiddenSize;
+  if (group.kind === 'mlp') return 3 * H;
+  if (group.kind === 'attention') {
+    const l = config.layers[group.layer!]!;
+    return (2 * (l.numAttentionHeads / l.numKeyValueHeads) + 2) * config.headDim * H;
+  }
+  throw new Error(`internal: no unit weight count for a ${group.kind} group`);
+}
+
 /** Kept units per group for local pruning (every group at the same ratio). */
 export function localKeptCounts(groups: PruningGroup[], ratio: number, roundTo?: number): Map<string, number> {
   return new Map(groups.map((g) => [g.id, roundsTo(g) ? roundedKept(keptCount(g.units, ratio), g.units, roundTo) : keptCount(g.units, ratio)]));

@@ -11,6 +11,8 @@ export const GROUPS_FILE = 'groups.json';
 export const SCORES_FILE = 'scores.json';
 export const SCORES_TENSORS = 'scores.safetensors';
 export const IMPORTANCE_FILE = 'importance.json';
+/** Mean inputs of the measured projections (flap): F32 [channels] per group id, beside importance.json. */
+export const COMPENSATION_TENSORS = 'compensation.safetensors';
 /** Name of the calibration batch inside scores.safetensors ([samples, seq_len] int32). */
 export const CALIBRATION_IDS = 'calibration.input_ids';
 
@@ -42,6 +44,10 @@ export interface ScoresFile {
   importance: string;
   taylor: string | null;
   calibration: null | { dataset: string; samples: number; seq_len: number; sampling: string; records: Array<{ record: number; start: number }> };
+  /** FLAP metric (importance flap only). */
+  flap?: string;
+  /** importance flap: group id → tensor name of the measured projection's mean input (bias compensation). */
+  mean_inputs?: Record<string, string>;
   /** Mean token CE of the calibration batch (taylor only). */
   loss: number | null;
   groups: GroupJson[];
@@ -55,8 +61,14 @@ export interface ImportanceFile {
   mode: GroupMode;
   importance: string;
   taylor: string | null;
+  /** FLAP metric (importance flap only). */
+  flap?: string;
   reduce: string;
   normalize: string;
+  /** How channel scores pooled into unit scores (sum; mean for flap). Absent in files of aggregate version 1: sum. */
+  pool?: string;
+  /** Group ids whose mean inputs are in compensation.safetensors (flap): the prune stage's bias compensation. */
+  compensation?: string[];
   /** Per layer, per group kind, one score per unit (block: `attention` = per KV group, `mlp` = per channel;
    *  layer mode: `layer` = [the layer's score]). */
   layers: Record<string, Partial<Record<'attention' | 'mlp' | 'layer', number[]>>>;

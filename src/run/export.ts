@@ -87,6 +87,11 @@ export async function exportModel(recipe: string, target: string, opts: ExportOp
   try {
     if (opts.format === 'gguf') {
       if (!loaded.tokenizer) throw new LopperError('LP3011', `${source} has no tokenizer; a GGUF file carries one for llama.cpp`);
+      if (loaded.config.attentionBias || loaded.config.mlpBias) {
+        throw new LopperError('LP3018', `${source}: ${target} has projection biases (attention_bias / mlp_bias, e.g. FLAP's bias compensation), which lopper does not write to GGUF yet; nothing was written to ${out}`, {
+          hint: 'Export --format hf (transformers reads the biases), or prune with bias_compensation: false.',
+        });
+      }
       opts.log?.(`writing ${out} (GGUF ${dtype}, ${ggufArchitecture(loaded.config)} architecture)`);
       await writeGguf(tmp, { config: loaded.config, weights: loaded.weights, tokenizer: loaded.tokenizer, name: target }, dtype as GgufDtype);
     } else {

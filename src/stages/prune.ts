@@ -1,9 +1,13 @@
 // prune stage: decide the kept units (src/prune/selection.ts), cut the weights (src/prune/surgery.ts), check the
 // result is a legal model, and write plan.json + model/ (DESIGN.md). `ratio` applies per group (local) or to all
 // units at once (global); `target_params` instead solves for the smallest ratio whose result has at most that many
-// parameters (bisection on the exact parameter count of the would-be model).
+// parameters (bisection on the exact parameter count of the would-be model). `scope: adaptive` is FLAP's AL-AM
+// (selection.ts); an importance from `flap` carries mean inputs, and the pruned model gets FLAP's compensation
+// biases (bias-compensation.ts) unless `bias_compensation: false`.
 import { join } from 'node:path';
 import { LopperError } from '../errors/lopper-error.js';
+import { readSafetensors } from '../model/safetensors.js';
+import { compensatedConfig, compensatedGroups, type MeanInputs } from '../prune/bias-compensation.js';
 import { countParameters } from '../model/config.js';
 import type { ResidentModel } from '../model/residency.js';
 import { acquireModel } from './model-ref.js';
@@ -12,9 +16,9 @@ import { pruneDeviceModel } from '../prune/device-surgery.js';
 import type { LlamaConfig } from '../model/types.js';
 import type { PruningGroup } from '../prune/groups.js';
 import { checkLegal, keptUnits, type Scope, type ScoredGroup } from '../prune/selection.js';
-import { configAfter, ratioForTarget } from '../prune/shapes.js';
+import { configAfter, ratioForTarget, unitWeightCount } from '../prune/shapes.js';
 import { enumParam, optionalNumber, stringParam } from '../prune/stage-params.js';
-import { IMPORTANCE_FILE, groupFromJson, groupScores, readStageJson, writeJsonAtomic, type ImportanceFile } from '../prune/stage-files.js';
+import { COMPENSATION_TENSORS, IMPORTANCE_FILE, groupFromJson, groupScores, readStageJson, writeJsonAtomic, type ImportanceFile } from '../prune/stage-files.js';
 import type { StageContext, StageModule } from './types.js';
 
 export interface PlanJson {
@@ -28,6 +32,8 @@ export interface PlanJson {
   hidden?: { keep: number[]; hidden_size: number };
   /** Layer mode only: kept decoder layers (original numbering). */
   keep_layers?: number[];
+  /** Groups whose removed units were folded into an o_proj / down_proj bias (FLAP bias compensation). */
+  bias_compensation?: string[];
 }
 
 const range = (n: number) => Array.from({ length: n }, (_, i) => i);
@@ -83,12 +89,15 @@ function planJson(before: LlamaConfig, after: LlamaConfig, groups: PruningGroup[
 
 const stage: StageModule = {
   kind: 'prune',
-  version: '2',
+  // 3: scope adaptive, FLAP bias compensation (plan.json bias_compensation).
+  version: '3',
   outputKind: 'model',
   async run(ctx: StageContext) {
     const p = ctx.params;
     const importanceRef = stringParam(p, 'importance', ctx.id);
-    const scope = enumParam<Scope>(p, 'scope', ['local', 'global'], 'local', ctx.id);
+    const scope = enumParam<Scope>(p, 'scope', ['local', 'global', 'adaptive'], 'local', ctx.id);
+    const compensate = p.bias_compensation;
+    if (compensate !== undefined && typeof compensate !== 'boolean') throw new LopperError('LP4009', `stage "${ctx.id}": \`bias_compensation\` must be true or false, got ${JSON.stringify(compensate)}`);
     const ratio = optionalNumber(p, 'ratio', ctx.id);
     const target = optionalNumber(p, 'target_params', ctx.id);
     const roundTo = optionalNumber(p, 'round_to', ctx.id);
@@ -108,9 +117,17 @@ const stage: StageModule = {
       }
       return { group: g, scores: Float64Array.from(s) };
     });
+    if (scope === 'adaptive' && groups.some((g) => g.kind !== 'attention' && g.kind !== 'mlp')) {
+      throw new LopperError('LP4009', `stage "${ctx.id}": scope: adaptive ranks attention heads and MLP channels (group mode: block); "${importanceRef}" has ${file.mode}-mode groups`);
+    }
+    if (compensate === true && !file.compensation?.length) {
+      throw new LopperError('LP4014', `stage "${ctx.id}": bias_compensation needs mean inputs, which only importance: flap records; "${importanceRef}" comes from importance ${file.importance}`);
+    }
+    const means = compensate === false || !file.compensation?.length ? new Map<string, Float32Array>()
+      : await compensationInputs(join(ctx.stageDir(importanceRef), COMPENSATION_TENSORS), file.compensation);
     const lease = await acquireModel(ctx, file.model);
     try {
-      return await pruneResident(ctx, lease.resident, { groups, scored, ratio, target, roundTo, scope, importanceRef });
+      return await pruneResident(ctx, lease.resident, { groups, scored, ratio, target, roundTo, scope, importanceRef, means });
     } finally {
       lease.release();
     }
@@ -126,17 +143,31 @@ interface PruneRequest {
   roundTo: number | undefined;
   scope: Scope;
   importanceRef: string;
+  means: MeanInputs;
+}
+
+async function compensationInputs(path: string, ids: string[]): Promise<Map<string, Float32Array>> {
+  const t = await readSafetensors(path);
+  return new Map(ids.map((id) => {
+    const v = t.get(id);
+    if (!v) throw new LopperError('LP4007', `${path}: tensor "${id}" is missing`);
+    return [id, v.data as Float32Array];
+  }));
 }
 
 async function pruneResident(ctx: StageContext, base: ResidentModel, req: PruneRequest) {
-  const { groups, scored, ratio, target, roundTo, scope, importanceRef } = req;
+  const { groups, scored, ratio, target, roundTo, scope, importanceRef, means } = req;
   const config = base.config;
   checkAgainstConfig(groups, config, importanceRef);
   const paramsBefore = countParameters(config);
+  const cost = (g: PruningGroup) => unitWeightCount(config, g);
+  const select = (x: number) => keptUnits(scored, x, scope, roundTo, cost);
+  // The compensation biases count: target_params is met by the model as written.
+  const shapeAfter = (kept: Map<string, number[]>) => compensatedConfig(configAfter(config, groups, kept), groups, kept, means);
 
   let r = ratio ?? 0;
   if (target !== undefined) {
-    const paramsAt = (x: number) => countParameters(configAfter(config, groups, keptUnits(scored, x, scope, roundTo)));
+    const paramsAt = (x: number) => countParameters(shapeAfter(select(x)));
     const solved = ratioForTarget(target, paramsAt);
     if (solved === null) {
       throw new LopperError('LP4008', `stage "${ctx.id}": no ratio brings ${paramsBefore} parameters down to target_params ${target} by pruning these groups`, {
@@ -146,16 +177,19 @@ async function pruneResident(ctx: StageContext, base: ResidentModel, req: PruneR
     r = solved;
     ctx.log(`target_params ${target}: ratio ${r}`);
   }
-  const kept = keptUnits(scored, r, scope, roundTo);
+  const kept = select(r);
   checkLegal(groups, kept);
-  const prunedConfig = configAfter(config, groups, kept);
+  const prunedConfig = shapeAfter(kept);
   checkConfig(prunedConfig);
   const paramsAfter = countParameters(prunedConfig);
   const dtype = outputDtype(ctx, base.dtype);
-  await writeJsonAtomic(ctx.outDir, 'plan.json', planJson(config, prunedConfig, groups, kept, paramsBefore, paramsAfter));
-  const model = pruneDeviceModel(base.model, groups, kept);
+  const plan = planJson(config, prunedConfig, groups, kept, paramsBefore, paramsAfter);
+  const compensated = compensatedGroups(groups, kept, means);
+  if (compensated.length > 0) plan.bias_compensation = compensated.map((g) => g.id);
+  await writeJsonAtomic(ctx.outDir, 'plan.json', plan);
+  const model = pruneDeviceModel(base.model, groups, kept, means);
   // Last: once the write is in flight the stage returns, and the executor waits for it before committing.
   const pending = writeResidentModel(ctx, { ...base, config: prunedConfig, model, dtype }, join(ctx.outDir, 'model'));
   ctx.log(`${paramsBefore} -> ${paramsAfter} parameters (${((100 * paramsAfter) / paramsBefore).toFixed(2)}%), written as ${dtype}`);
-  return { pending, summary: { params_before: paramsBefore, params_after: paramsAfter, ratio: r, scope, dtype } };
+  return { pending, summary: { params_before: paramsBefore, params_after: paramsAfter, ratio: r, scope, dtype, ...(compensated.length > 0 ? { bias_compensation: compensated.length } : {}) } };
 }

@@ -2,7 +2,9 @@
 // Taylor importance follows LLM-Pruner hf_prune.py (reference §2.3): g = gradient of the mean token CE over the whole
 // [samples, seq_len] calibration batch (one backward); for param_second / param_mix also F = (1/N) Σ_j g_j², with
 // g_j the gradient of sample j's own mean token CE (one backward per sample). Weights are never updated.
-// Output: scores.safetensors (F32 `<group id>/<member role>` vectors + the int32 calibration batch) and scores.json.
+// The forward-statistics kinds (wanda, flap, block_influence; src/prune/forward-scores.ts) calibrate on the same
+// batch through forward passes only. Output: scores.safetensors (F32 `<group id>/<member role>` vectors, flap's
+// `<group id>/mean_input`, the int32 calibration batch) and scores.json.
 import * as tf from '@tensorflow/tfjs-core';
 import { join } from 'node:path';
 import { rename } from 'node:fs/promises';
@@ -17,6 +19,8 @@ import { writeSafetensors, type WritableTensor } from '../model/safetensors.js';
 import type { HostTensor } from '../model/types.js';
 import { type PruningGroup, memberParam } from '../prune/groups.js';
 import { channelScores, criteria, criterionOf, randomChannelScores, type Criterion, type ImportanceKind, type TaylorVariant } from '../prune/importance.js';
+import { FLAP_METRICS, type FlapMetric } from '../prune/forward-importance.js';
+import { FORWARD_KINDS, checkForwardGroups, forwardScores, isForwardKind, type ForwardKind } from '../prune/forward-scores.js';
 import { enumParam, stringParam } from '../prune/stage-params.js';
 import {
   CALIBRATION_IDS, GROUPS_FILE, SCORES_FILE, SCORES_TENSORS, groupFromJson, readStageJson, writeJsonAtomic, type GroupsFile, type ScoresFile,
@@ -62,10 +66,10 @@ interface Calibration {
   sampling: Sampling;
 }
 
-function calibrationParams(p: Record<string, unknown>, stage: string): Calibration {
+function calibrationParams(p: Record<string, unknown>, stage: string, importance: string): Calibration {
   const c = p.calibration;
   if (typeof c !== 'object' || c === null || typeof (c as Record<string, unknown>).dataset !== 'string') {
-    throw new LopperError('LP4006', `stage "${stage}": importance: taylor needs \`calibration: { dataset: <name> }\``, {
+    throw new LopperError('LP4006', `stage "${stage}": importance: ${importance} needs \`calibration: { dataset: <name> }\``, {
       hint: 'e.g. calibration: { dataset: calib, samples: 10, seq_len: 64, sampling: sequential }',
     });
   }
@@ -173,18 +177,21 @@ async function memberScores(criterion: Criterion, model: LlamaModel, name: strin
 const stage: StageModule = {
   kind: 'score',
   // 2: on WebGPU, channel sums on the device in float32 (cpu/wasm: float64 host sums, unchanged).
-  version: '2',
+  // 3: forward-statistics kinds (wanda, flap, block_influence); scores.json may carry flap / mean_inputs.
+  version: '3',
   outputKind: 'scores',
   async run(ctx: StageContext) {
     const p = ctx.params;
     const groupsRef = stringParam(p, 'groups', ctx.id);
-    const importance = enumParam<ImportanceKind>(p, 'importance', ['random', 'l1', 'l2', 'taylor'], 'taylor', ctx.id);
+    const importance = enumParam<ImportanceKind | ForwardKind>(p, 'importance', ['random', 'l1', 'l2', 'taylor', ...FORWARD_KINDS], 'taylor', ctx.id);
     const taylor = enumParam<TaylorVariant>(p, 'taylor', ['vectorize', 'param_first', 'param_second', 'param_mix'], 'param_first', ctx.id);
+    const flap = enumParam<FlapMetric>(p, 'flap', FLAP_METRICS, 'WIFV', ctx.id);
     const gf = await readStageJson<GroupsFile>(ctx.stageDir(groupsRef), GROUPS_FILE, 'lopper.groups/1', groupsRef);
     const groups = gf.groups.map(groupFromJson);
     const lease = await acquireModel(ctx, gf.model);
     const resident = lease.resident;
     checkGroups(groups, parameterShapes(resident.config), groupsRef);
+    if (isForwardKind(importance)) checkForwardGroups(importance, groups, ctx.id);
 
     const tensors = new Map<string, WritableTensor>();
     const index: Record<string, Record<string, string>> = {};
@@ -196,20 +203,43 @@ const stage: StageModule = {
     let calibrationJson: ScoresFile['calibration'] = null;
     let loss: number | null = null;
     let grads: Gradients | null = null;
+    const meanInputs: Record<string, string> = {};
+    const calibrate = async () => {
+      const cal = calibrationParams(p, ctx.id, importance);
+      const spec = ctx.dataset(cal.dataset);
+      if (!resident.tokenizer) throw new LopperError('LP4006', `stage "${ctx.id}": model "${gf.model}" has no tokenizer, which calibration needs`);
+      const batch = calibrationBatch(await readTextRecords(spec), resident.tokenizer, { ...cal, seed: ctx.seed }, spec.name);
+      tensors.set(CALIBRATION_IDS, { shape: [batch.samples, batch.seqLen], data: batch.ids });
+      calibrationJson = { dataset: cal.dataset, samples: cal.samples, seq_len: cal.seqLen, sampling: cal.sampling, records: batch.records };
+      return batch;
+    };
     try {
-      if (importance === 'random') {
+      if (isForwardKind(importance)) {
+        const batch = await calibrate();
+        ctx.progress.start('forward samples', batch.samples);
+        let done = 0;
+        const scores = await forwardScores(resident.model, groups, { kind: importance, metric: flap, ids: batch.ids, samples: batch.samples, seqLen: batch.seqLen, stage: ctx.id }, {
+          between: async (n) => {
+            await new Promise<void>((resolve) => setImmediate(resolve));
+            if (ctx.signal.aborted) throw new StageCancelled(ctx.id);
+            ctx.progress.tick(n - done);
+            done = n;
+          },
+        });
+        for (const g of groups) for (const [role, s] of scores.members.get(g.id)!) put(g, role, s);
+        for (const [id, mean] of scores.meanInputs) {
+          const name = `${id}/mean_input`;
+          tensors.set(name, { shape: [mean.length], data: Float32Array.from(mean) });
+          meanInputs[id] = name;
+        }
+      } else if (importance === 'random') {
         // LLM-Pruner RandomImportance: uniform [0, 1) per channel of the root member only.
         const random = mulberry32(deriveSeed(ctx.seed));
         for (const g of groups) put(g, g.members[0]!.role, randomChannelScores(g.members[0]!.channels, random));
       } else {
         const criterion: Criterion = criterionOf(importance, taylor);
         if (importance === 'taylor') {
-          const cal = calibrationParams(p, ctx.id);
-          const spec = ctx.dataset(cal.dataset);
-          if (!resident.tokenizer) throw new LopperError('LP4006', `stage "${ctx.id}": model "${gf.model}" has no tokenizer, which calibration needs`);
-          const batch = calibrationBatch(await readTextRecords(spec), resident.tokenizer, { ...cal, seed: ctx.seed }, spec.name);
-          tensors.set(CALIBRATION_IDS, { shape: [batch.samples, batch.seqLen], data: batch.ids });
-          calibrationJson = { dataset: cal.dataset, samples: cal.samples, seq_len: cal.seqLen, sampling: cal.sampling, records: batch.records };
+          const batch = await calibrate();
           grads = await taylorGradients(ctx, resident.model, batch.ids, batch.samples, batch.seqLen, memberParams(groups), criteria[criterion].needsFisher);
           loss = grads.loss;
           ctx.progress.note(`calibration loss ${loss.toFixed(4)}`);
@@ -236,10 +266,11 @@ const stage: StageModule = {
     await rename(tmp, join(ctx.outDir, SCORES_TENSORS));
     const file: ScoresFile = {
       format: 'lopper.scores/1', model: gf.model, mode: gf.mode, importance, taylor: importance === 'taylor' ? taylor : null,
+      ...(importance === 'flap' ? { flap, mean_inputs: meanInputs } : {}),
       calibration: calibrationJson, loss, groups: gf.groups, tensors: index,
     };
     await writeJsonAtomic(ctx.outDir, SCORES_FILE, file);
-    return { summary: { importance, ...(importance === 'taylor' ? { taylor, loss } : {}), groups: groups.length } };
+    return { summary: { importance, ...(importance === 'taylor' ? { taylor, loss } : {}), ...(importance === 'flap' ? { flap } : {}), groups: groups.length } };
   },
 };
 export default stage;

@@ -1,6 +1,8 @@
 // An independent float64 LLaMA forward in plain JavaScript (no tfjs, no lopper model code), written from the
 // Hugging Face LlamaForCausalLM definition: RMSNorm, rotate_half RoPE, grouped-query causal attention, SwiGLU,
-// tied or untied LM head. Reads config.json and model.safetensors (F32 only) itself. For checking perplexity.
+// tied or untied LM head, and the projection biases transformers adds under attention_bias / mlp_bias (any
+// `<proj>.bias` tensor present is added). Reads config.json and model.safetensors (F32 only) itself. For checking
+// perplexity, and (onLayer) for the forward statistics of the pruning methods.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -41,9 +43,15 @@ export function readSafetensorsPlain(path: string): Map<string, PlainTensor> {
   return out;
 }
 
+/** What one decoder layer saw, for T tokens: its input and output residual stream [T, H], o_proj's input
+ *  [T, heads·d] and down_proj's input [T, I]. */
+export interface LayerTaps { input: Float64Array; oProjInput: Float64Array; downProjInput: Float64Array; output: Float64Array }
+
 export class ReferenceLlama {
   readonly cfg: RefConfig;
   private readonly w = new Map<string, Float64Array>();
+  /** Called after every decoder layer of tokenLogProbs with what the layer saw (copies). */
+  onLayer?: (layer: number, taps: LayerTaps) => void;
 
   constructor(dir: string) {
     const c = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
@@ -68,13 +76,13 @@ export class ReferenceLlama {
     return t;
   }
 
-  /** y[t, o] = Σ_i W[o, i] x[t, i] for x [T, in], W [out, in]. */
-  private linear(x: Float64Array, T: number, inDim: number, W: Float64Array, outDim: number): Float64Array {
+  /** y[t, o] = Σ_i W[o, i] x[t, i] (+ b[o]) for x [T, in], W [out, in]. */
+  private linear(x: Float64Array, T: number, inDim: number, W: Float64Array, outDim: number, b?: Float64Array): Float64Array {
     const y = new Float64Array(T * outDim);
     for (let t = 0; t < T; t++) {
       const xo = t * inDim;
       for (let o = 0; o < outDim; o++) {
-        let s = 0;
+        let s = b ? b[o]! : 0;
         const wo = o * inDim;
         for (let i = 0; i < inDim; i++) s += W[wo + i]! * x[xo + i]!;
         y[t * outDim + o] = s;
@@ -123,10 +131,11 @@ export class ReferenceLlama {
     for (let l = 0; l < this.cfg.layers; l++) {
       const p = `model.layers.${l}`;
       const nh = this.cfg.heads[l]!, nkv = this.cfg.kvHeads[l]!, I = this.cfg.inter[l]!;
+      const input = Float64Array.from(x);
       const h = this.rmsNorm(x, T, this.get(`${p}.input_layernorm.weight`));
-      const q = this.linear(h, T, H, this.get(`${p}.self_attn.q_proj.weight`), nh * d);
-      const k = this.linear(h, T, H, this.get(`${p}.self_attn.k_proj.weight`), nkv * d);
-      const v = this.linear(h, T, H, this.get(`${p}.self_attn.v_proj.weight`), nkv * d);
+      const q = this.linear(h, T, H, this.get(`${p}.self_attn.q_proj.weight`), nh * d, this.w.get(`${p}.self_attn.q_proj.bias`));
+      const k = this.linear(h, T, H, this.get(`${p}.self_attn.k_proj.weight`), nkv * d, this.w.get(`${p}.self_attn.k_proj.bias`));
+      const v = this.linear(h, T, H, this.get(`${p}.self_attn.v_proj.weight`), nkv * d, this.w.get(`${p}.self_attn.v_proj.bias`));
       this.rope(q, T, nh);
       this.rope(k, T, nkv);
       const att = new Float64Array(T * nh * d);
@@ -150,14 +159,15 @@ export class ReferenceLlama {
           }
         }
       }
-      const o = this.linear(att, T, nh * d, this.get(`${p}.self_attn.o_proj.weight`), H);
+      const o = this.linear(att, T, nh * d, this.get(`${p}.self_attn.o_proj.weight`), H, this.w.get(`${p}.self_attn.o_proj.bias`));
       for (let i = 0; i < x.length; i++) x[i] += o[i]!;
       const h2 = this.rmsNorm(x, T, this.get(`${p}.post_attention_layernorm.weight`));
-      const gate = this.linear(h2, T, H, this.get(`${p}.mlp.gate_proj.weight`), I);
-      const up = this.linear(h2, T, H, this.get(`${p}.mlp.up_proj.weight`), I);
+      const gate = this.linear(h2, T, H, this.get(`${p}.mlp.gate_proj.weight`), I, this.w.get(`${p}.mlp.gate_proj.bias`));
+      const up = this.linear(h2, T, H, this.get(`${p}.mlp.up_proj.weight`), I, this.w.get(`${p}.mlp.up_proj.bias`));
       for (let i = 0; i < gate.length; i++) gate[i] = (gate[i]! / (1 + Math.exp(-gate[i]!))) * up[i]!;
-      const down = this.linear(gate, T, I, this.get(`${p}.mlp.down_proj.weight`), H);
+      const down = this.linear(gate, T, I, this.get(`${p}.mlp.down_proj.weight`), H, this.w.get(`${p}.mlp.down_proj.bias`));
       for (let i = 0; i < x.length; i++) x[i] += down[i]!;
+      this.onLayer?.(l, { input, oProjInput: att, downProjInput: gate, output: Float64Array.from(x) });
     }
     x = this.rmsNorm(x, T, this.get('model.norm.weight'));
     const head = this.cfg.tied ? emb : this.get('lm_head.weight');

@@ -3,6 +3,7 @@
 import type { Command } from 'commander';
 import { LopperError } from '../../errors/lopper-error.js';
 import { explainStages, formatDecisionLine } from '../../run/plan-report.js';
+import { methodSummary } from '../../plan/method-summary.js';
 import { resolvePlan, storeFor } from '../../run/run.js';
 import type { CliCommand } from '../command.js';
 import { withOptions, type CommonOptions } from '../options.js';
@@ -32,6 +33,8 @@ export async function explainCommand(file: string, stageId: string | undefined, 
     return 0;
   }
   const lines = [`${e.id} (${e.kind}): ${statusOf(e.action)}`, `  key     ${e.key}`, `  output  ${e.output}`];
+  const method = methodSummary(e.kind, plan.stages.find((s) => s.id === e.id)!.params);
+  if (method) lines.push(`  method  ${method}`);
   if (e.previous) lines.push(`  newest stored output of ${e.id}: ${e.previous.key.slice(0, 12)}, run ${e.previous.runId} (${e.previous.createdAt})`);
   if (e.reasons.length) lines.push('  because:', ...e.reasons.map((r) => `    - ${r}`));
   lines.push('  key inputs:', ...JSON.stringify(e.keyInputs, null, 2).split('\n').map((l) => `    ${l}`));

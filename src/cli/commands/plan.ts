@@ -4,6 +4,7 @@
 import type { Command } from 'commander';
 import { plan } from '../../plan/api.js';
 import type { Plan } from '../../plan/types.js';
+import { methodSummary } from '../../plan/method-summary.js';
 import { explainStages } from '../../run/plan-report.js';
 import { storeFor } from '../../run/run.js';
 import type { CliCommand } from '../command.js';
@@ -27,6 +28,8 @@ export function formatPlan(p: Plan, statuses?: StageStatus): string {
     const st = statuses?.get(s.id);
     const status = statuses ? `${(st?.status ?? '').padEnd(8)}  ` : '';
     lines.push(`  ${s.id.padEnd(width)}  ${s.kind.padEnd(kindWidth)}  ${status}${s.key.slice(0, 12)}  ${inputs.join(', ') || '-'}`);
+    const method = methodSummary(s.kind, s.params);
+    if (method) lines.push(`  ${' '.repeat(width)}  ${' '.repeat(kindWidth)}    method: ${method}`);
     if (st && st.status !== 'cached') for (const r of st.reasons.filter((x) => !x.startsWith('never ran'))) lines.push(`  ${' '.repeat(width)}  ${' '.repeat(kindWidth)}    ${r}`);
   }
   return lines.join('\n') + '\n';
