@@ -29,12 +29,6 @@ export function packed16FromBytes(bytes: Uint8Array): { packed: tf.Tensor1D; n: 
   return { packed: tf.tensor1d(words, 'int32'), n: bytes.length / 2 };
 }
 
-/** The 2·n raw bytes of packed words (the inverse of packedWordsFromBytes), viewing the words' memory. */
-export function bytesFromPackedWords(words: Int32Array, n: number): Uint8Array {
-  if (words.length !== Math.ceil(n / 2)) throw new Error(`bytesFromPackedWords: ${words.length} words do not hold ${n} values`);
-  return new Uint8Array(words.buffer, words.byteOffset, 2 * n);
-}
-
 function checkKind(kind: string): asserts kind is HalfKind {
   if (kind !== 'bf16' && kind !== 'f16') throw new Error(`unknown 16-bit kind ${JSON.stringify(kind)} (bf16 or f16)`);
 }
